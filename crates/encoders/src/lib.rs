@@ -1,0 +1,1 @@
+//! Dense retrievers through ONNX Runtime. Not yet implemented: this crate is reserved for the encoders work.

@@ -1,0 +1,1 @@
+//! TREC qrels, runs and BEIR datasets with trec_eval-exact metrics.

@@ -1,0 +1,13 @@
+//! Latent Terms retrieval: one dependency that re-exports the workspace's crates.
+//!
+//! | module | crate | job |
+//! |---|---|---|
+//! | [`eval`] | `latent-terms-eval` | qrels, runs, BEIR datasets, trec_eval-exact metrics |
+//! | [`sparse_index`] | `latent-terms-sparse-index` | inverted lists, BM25, CL-SR |
+//! | [`encoders`] | `latent-terms-encoders` | dense retrievers through ONNX Runtime |
+//! | [`sae`] | `latent-terms-sae` | sparse autoencoder trainers |
+
+pub use latent_terms_encoders as encoders;
+pub use latent_terms_eval as eval;
+pub use latent_terms_sae as sae;
+pub use latent_terms_sparse_index as sparse_index;

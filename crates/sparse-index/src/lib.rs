@@ -1,0 +1,1 @@
+//! Inverted lists over sparse vectors with BM25 and CL-SR scorers.
