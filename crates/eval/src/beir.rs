@@ -1,0 +1,328 @@
+//! BEIR-layout datasets: `corpus.jsonl[.gz]`, `queries.jsonl[.gz]`,
+//! `qrels/<split>.tsv` (tab-separated with a header line).
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ParseErrorKind, Result};
+use crate::qrels::Qrels;
+use crate::text::{self, Lines};
+
+/// A corpus document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Document {
+    /// Document id (`_id`).
+    #[serde(rename = "_id", deserialize_with = "string_or_number")]
+    pub id: String,
+    /// Title; empty when absent.
+    #[serde(default)]
+    pub title: String,
+    /// Body text; empty when absent.
+    #[serde(default)]
+    pub text: String,
+}
+
+impl Document {
+    /// Title and text joined by a space, the usual input to retrievers
+    /// (just the text when there is no title).
+    pub fn full_text(&self) -> String {
+        if self.title.is_empty() {
+            self.text.clone()
+        } else {
+            format!("{} {}", self.title, self.text)
+        }
+    }
+}
+
+/// A query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Query {
+    /// Query id (`_id`).
+    #[serde(rename = "_id", deserialize_with = "string_or_number")]
+    pub id: String,
+    /// Query text.
+    #[serde(default)]
+    pub text: String,
+}
+
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        S(String),
+        N(serde_json::Number),
+    }
+    Ok(match Id::deserialize(d)? {
+        Id::S(s) => s,
+        Id::N(n) => n.to_string(),
+    })
+}
+
+/// A dataset directory in BEIR layout.
+///
+/// ```no_run
+/// use latent_terms_eval::beir::BeirDataset;
+/// let data = BeirDataset::open("../shared/data/scifact")?;
+/// let qrels = data.qrels("test")?;
+/// let queries = data.queries_judged_in(&qrels)?;
+/// for doc in data.corpus()? {
+///     let doc = doc?;
+///     println!("{} {}", doc.id, doc.title);
+/// }
+/// # Ok::<(), latent_terms_eval::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct BeirDataset {
+    root: PathBuf,
+}
+
+impl BeirDataset {
+    /// Opens a dataset directory; fails if it has no corpus file.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
+        let dataset = BeirDataset { root: dir.into() };
+        dataset.find("corpus")?;
+        Ok(dataset)
+    }
+
+    /// The dataset directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory's name, e.g. `scifact`.
+    pub fn name(&self) -> String {
+        self.root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "dataset".to_owned())
+    }
+
+    fn find(&self, stem: &str) -> Result<PathBuf> {
+        for ext in ["jsonl", "jsonl.gz"] {
+            let p = self.root.join(format!("{stem}.{ext}"));
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+        Err(Error::io(
+            self.root.join(format!("{stem}.jsonl")),
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no {stem}.jsonl or {stem}.jsonl.gz in this BEIR dataset directory"),
+            ),
+        ))
+    }
+
+    /// Streams the corpus, one document at a time.
+    pub fn corpus(&self) -> Result<JsonLines<Document>> {
+        let path = self.find("corpus")?;
+        Ok(JsonLines::new(text::open(&path)?, path))
+    }
+
+    /// Reads all queries.
+    pub fn queries(&self) -> Result<Vec<Query>> {
+        let path = self.find("queries")?;
+        JsonLines::new(text::open(&path)?, path).collect()
+    }
+
+    /// Reads the queries that have judgments in `qrels` (the BEIR convention
+    /// for which queries to evaluate), in file order.
+    pub fn queries_judged_in(&self, qrels: &Qrels) -> Result<Vec<Query>> {
+        let mut queries = self.queries()?;
+        queries.retain(|q| qrels.get(&q.id).is_some());
+        Ok(queries)
+    }
+
+    /// Reads `qrels/<split>.tsv`.
+    pub fn qrels(&self, split: &str) -> Result<Qrels> {
+        let path = self.root.join("qrels").join(format!("{split}.tsv"));
+        let qrels = read_qrels_tsv(text::open(&path)?, &path)?;
+        if qrels.is_empty() {
+            return Err(Error::Empty {
+                path,
+                expected: "a header line and `query-id corpus-id score` lines",
+            });
+        }
+        Ok(qrels)
+    }
+}
+
+/// Reads BEIR's qrels TSV: a header line (`query-id corpus-id score`), then
+/// `qid<TAB>docid<TAB>score`.
+pub fn read_qrels_tsv(reader: impl BufRead, name: impl AsRef<Path>) -> Result<Qrels> {
+    let path = name.as_ref().to_path_buf();
+    let mut lines = Lines::new(reader, &path);
+    let mut qrels = Qrels::new();
+    while let Some((line_no, line)) = lines.next_line()? {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split('\t').map(str::trim).collect();
+        if fields.len() != 3 {
+            return Err(Error::parse(
+                &path,
+                line_no,
+                ParseErrorKind::FieldCount {
+                    expected: 3,
+                    found: fields.len(),
+                    format: "query-id<TAB>corpus-id<TAB>score",
+                },
+            ));
+        }
+        let rel = match fields[2].parse::<i64>() {
+            Ok(rel) => rel,
+            // The header: its third column is a name, not a number.
+            Err(_) if line_no == 1 => continue,
+            Err(_) => {
+                return Err(Error::parse(
+                    &path,
+                    line_no,
+                    ParseErrorKind::InvalidNumber {
+                        field: "score",
+                        value: fields[2].to_owned(),
+                        expected: "integer",
+                    },
+                ));
+            }
+        };
+        if !qrels.insert(fields[0], fields[1], rel) {
+                        return Err(Error::parse(
+                path,
+                line_no,
+                ParseErrorKind::DuplicateJudgment {
+                    qid: fields[0].to_owned(),
+                    docno: fields[1].to_owned(),
+                },
+            ));
+        }
+    }
+    Ok(qrels)
+}
+
+/// An iterator over the records of a JSON-lines file; blank lines are skipped.
+pub struct JsonLines<T> {
+    lines: Lines<Box<dyn BufRead>>,
+    _record: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> JsonLines<T> {
+    fn new(reader: Box<dyn BufRead>, path: PathBuf) -> Self {
+        JsonLines {
+            lines: Lines::new(reader, path),
+            _record: std::marker::PhantomData,
+        }
+    }
+
+    /// Parses JSON lines from any reader (used by tests and fuzzing).
+    pub fn from_reader(reader: Box<dyn BufRead>, name: impl Into<PathBuf>) -> Self {
+        Self::new(reader, name.into())
+    }
+}
+
+impl<T: serde::de::DeserializeOwned> Iterator for JsonLines<T> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let (line_no, line) = match self.lines.next_line() {
+                Ok(Some(l)) => l,
+                Ok(None) => return None,
+                Err(e) => return Some(Err(e)),
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            return Some(serde_json::from_str(line).map_err(|e| {
+                Error::parse(
+                    self.lines.path(),
+                    line_no,
+                    ParseErrorKind::Json(e.to_string()),
+                )
+            }));
+        }
+    }
+}
+
+/// Writes a dataset in BEIR layout into `dir` (created if needed): the
+/// corpus, the queries and `qrels/<split>.tsv`. Each file is written atomically.
+pub fn write_dataset(
+    dir: &Path,
+    corpus: &[Document],
+    queries: &[Query],
+    qrels: &Qrels,
+    split: &str,
+) -> Result<()> {
+    std::fs::create_dir_all(dir.join("qrels")).map_err(|e| Error::io(dir, e))?;
+    crate::atomic::write_file(&dir.join("corpus.jsonl"), |w| write_jsonl(w, corpus))?;
+    crate::atomic::write_file(&dir.join("queries.jsonl"), |w| write_jsonl(w, queries))?;
+    crate::atomic::write_file(&dir.join("qrels").join(format!("{split}.tsv")), |w| {
+        writeln!(w, "query-id\tcorpus-id\tscore")?;
+        let mut rows: Vec<(&str, &str, i64)> = qrels
+            .iter()
+            .flat_map(|q| q.iter().map(move |(d, r)| (q.qid(), d, r)))
+            .collect();
+        rows.sort_unstable();
+        for (q, d, r) in rows {
+            writeln!(w, "{q}\t{d}\t{r}")?;
+        }
+        Ok(())
+    })
+}
+
+fn write_jsonl<T: Serialize>(w: &mut impl Write, records: &[T]) -> std::io::Result<()> {
+    for r in records {
+        serde_json::to_writer(&mut *w, r)?;
+        w.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_and_reads_a_dataset() {
+        let dir = tempfile::tempdir().unwrap();
+        let corpus = vec![Document {
+            id: "d1".into(),
+            title: "T".into(),
+            text: "body".into(),
+        }];
+        let queries = vec![
+            Query { id: "q1".into(), text: "who?".into() },
+            Query { id: "q2".into(), text: "unjudged".into() },
+        ];
+        let mut qrels = Qrels::new();
+        qrels.insert("q1", "d1", 1);
+        write_dataset(dir.path(), &corpus, &queries, &qrels, "test").unwrap();
+        let data = BeirDataset::open(dir.path()).unwrap();
+        let docs: Vec<Document> = data.corpus().unwrap().collect::<Result<_>>().unwrap();
+        assert_eq!(docs, corpus);
+        assert_eq!(docs[0].full_text(), "T body");
+        let q = data.qrels("test").unwrap();
+        assert_eq!(q.get("q1").unwrap().relevance("d1"), Some(1));
+        assert_eq!(data.queries_judged_in(&q).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn numeric_ids_and_bad_json() {
+        let mut it: JsonLines<Query> =
+            JsonLines::from_reader(Box::new(&b"{\"_id\": 7, \"text\": \"x\"}\n{oops\n"[..]), "m");
+        assert_eq!(it.next().unwrap().unwrap().id, "7");
+        assert!(matches!(
+            it.next().unwrap(),
+            Err(Error::Parse { line: 2, kind: ParseErrorKind::Json(_), .. })
+        ));
+    }
+
+    #[test]
+    fn qrels_tsv_needs_numbers_after_the_header() {
+        let ok = read_qrels_tsv(&b"query-id\tcorpus-id\tscore\nq\td\t2\n"[..], "t").unwrap();
+        assert_eq!(ok.get("q").unwrap().relevance("d"), Some(2));
+        let err = read_qrels_tsv(&b"query-id\tcorpus-id\tscore\nq\td\tx\n"[..], "t").unwrap_err();
+        assert!(matches!(err, Error::Parse { line: 2, .. }));
+    }
+}

@@ -1,0 +1,464 @@
+//! TREC runs (`qid Q0 docno rank score tag`).
+
+use std::cmp::Ordering;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use crate::error::{Error, ParseErrorKind, Result};
+use crate::hash::{BuildDocnoHasher, FastMap};
+use crate::text::{self, Lines};
+
+/// A retrieval run: for each query, scored documents.
+///
+/// Documents are stored compactly (one string arena per query) so that runs
+/// with millions of lines fit comfortably in memory.
+///
+/// ```
+/// use latent_terms_eval::Run;
+///
+/// let mut run = Run::new("my-system");
+/// run.push("q1", "d3", 0.5)?;
+/// run.push("q1", "d1", 2.0)?;
+/// let ranked: Vec<_> = run.get("q1").unwrap().ranked().map(|(d, _)| d).collect();
+/// assert_eq!(ranked, ["d1", "d3"]);
+/// # Ok::<(), latent_terms_eval::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Run {
+    tag: String,
+    queries: Vec<QueryRun>,
+    index: FastMap<Box<str>, usize>,
+}
+
+/// The scored documents of one query, in insertion order.
+#[derive(Debug, Clone)]
+pub struct QueryRun {
+    qid: Box<str>,
+    arena: String,
+    entries: Vec<Entry>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    score: f64,
+    start: u32,
+    len: u32,
+}
+
+impl QueryRun {
+    fn new(qid: &str) -> Self {
+        QueryRun {
+            qid: qid.into(),
+            arena: String::new(),
+            entries: Vec::new(),
+        }
+    }
+
+    /// The query id.
+    pub fn qid(&self) -> &str {
+        &self.qid
+    }
+
+    /// Number of documents retrieved for the query.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when the query retrieved nothing.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn docno(&self, e: &Entry) -> &str {
+        &self.arena[e.start as usize..(e.start + e.len) as usize]
+    }
+
+    pub(crate) fn docno_at(&self, i: u32) -> &str {
+        self.docno(&self.entries[i as usize])
+    }
+
+    /// Documents and scores in insertion (file) order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, f64)> {
+        self.entries.iter().map(|e| (self.docno(e), e.score))
+    }
+
+    /// Documents in trec_eval's rank order: score descending, ties broken by
+    /// docno descending in byte order (`strcmp`). The rank column of the
+    /// input file is ignored, as trec_eval ignores it.
+    pub fn ranked(&self) -> impl ExactSizeIterator<Item = (&str, f64)> {
+        self.ranked_order()
+            .into_iter()
+            .map(|i| (self.docno(&self.entries[i as usize]), self.entries[i as usize].score))
+    }
+
+    /// Entry indices in rank order. Scores are compared as `f32`, the type
+    /// trec_eval reads them into, so that scores equal at that precision tie
+    /// exactly as they do in trec_eval.
+    pub(crate) fn ranked_order(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.entries.len() as u32).collect();
+        let cmp = |&a: &u32, &b: &u32| {
+            let (ea, eb) = (&self.entries[a as usize], &self.entries[b as usize]);
+            trec_order(ea.score, self.docno(ea), eb.score, self.docno(eb))
+        };
+        if !order.is_sorted_by(|a, b| cmp(a, b) != Ordering::Greater) {
+            order.sort_unstable_by(cmp);
+        }
+        order
+    }
+
+    fn push_unchecked(&mut self, docno: &str, score: f64) -> Result<(), &'static str> {
+        let start = u32::try_from(self.arena.len()).map_err(|_| "too many documents")?;
+        let len = u32::try_from(docno.len()).map_err(|_| "document id too long")?;
+        start.checked_add(len).ok_or("too many documents")?;
+        self.arena.push_str(docno);
+        self.entries.push(Entry { score, start, len });
+        Ok(())
+    }
+}
+
+/// trec_eval's ranking comparator: higher score first (as `f32`), then
+/// larger docno first.
+pub(crate) fn trec_order(score_a: f64, docno_a: &str, score_b: f64, docno_b: &str) -> Ordering {
+    let (a, b) = (score_a as f32, score_b as f32);
+    b.partial_cmp(&a)
+        .unwrap_or(Ordering::Equal)
+        .then_with(|| docno_b.as_bytes().cmp(docno_a.as_bytes()))
+}
+
+/// Detects documents repeated within one query.
+///
+/// Keyed by a 64-bit hash of the docno, storing the entry index; the rare
+/// docno whose hash collides with a different docno goes to `spill`.
+#[derive(Default)]
+struct SeenDocnos {
+    by_hash: FastMap<u64, (u32, u64)>,
+    spill: FastMap<Box<str>, u64>,
+}
+
+impl SeenDocnos {
+    /// Records `docno` (first seen on `line`) unless already present; returns
+    /// the line of the earlier occurrence if it is a duplicate.
+    fn insert(&mut self, query: &QueryRun, docno: &str, entry: u32, line: u64) -> Option<u64> {
+        let mut hasher = BuildDocnoHasher::default().build_hasher();
+        docno.hash(&mut hasher);
+        let hash = hasher.finish();
+        match self.by_hash.get(&hash) {
+            None => {
+                self.by_hash.insert(hash, (entry, line));
+                None
+            }
+            Some(&(other, other_line)) => {
+                if query.docno(&query.entries[other as usize]) == docno {
+                    Some(other_line)
+                } else if let Some(&first) = self.spill.get(docno) {
+                    Some(first)
+                } else {
+                    self.spill.insert(docno.into(), line);
+                    None
+                }
+            }
+        }
+    }
+
+    fn rebuild(query: &QueryRun) -> Self {
+        let mut seen = SeenDocnos::default();
+        for i in 0..query.entries.len() as u32 {
+            let docno = query.docno(&query.entries[i as usize]);
+            // Line numbers of earlier blocks are not kept; 0 marks "earlier in the file".
+            seen.insert(query, docno, i, 0);
+        }
+        seen
+    }
+}
+
+impl Run {
+    /// An empty run with the given tag (the last column of a TREC run).
+    pub fn new(tag: impl Into<String>) -> Self {
+        Run {
+            tag: tag.into(),
+            ..Self::default()
+        }
+    }
+
+    /// The run's tag: the one given to [`Run::new`], or the first line's tag when read.
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    /// Reads a TREC run file (plain or `.gz`).
+    ///
+    /// Fails with a typed error naming the line for malformed lines, scores
+    /// that are not finite numbers, invalid UTF-8 and a document repeated
+    /// within one query's ranking; an empty file is [`Error::Empty`].
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let run = Self::from_reader(text::open(path)?, path)?;
+        if run.queries.is_empty() {
+            return Err(Error::Empty {
+                path: path.into(),
+                expected: "run lines `qid Q0 docno rank score tag`",
+            });
+        }
+        Ok(run)
+    }
+
+    /// Parses a run held in memory. Blank lines are skipped.
+    #[allow(clippy::should_implement_trait)]
+    pub fn from_str(text: &str) -> Result<Self> {
+        Self::from_reader(text::memory_reader(text.as_bytes()), "<memory>")
+    }
+
+    /// Reads a TREC run from any buffered reader; `name` is used in error messages.
+    pub fn from_reader(reader: impl BufRead, name: impl AsRef<Path>) -> Result<Self> {
+        let path = name.as_ref().to_path_buf();
+    let mut lines = Lines::new(reader, &path);
+        let mut run = Run::default();
+        // The query currently being appended to and its duplicate detector;
+        // queries that resume after another query keep theirs in `resumed`.
+        let mut current: Option<usize> = None;
+        let mut seen = SeenDocnos::default();
+        let mut resumed: FastMap<usize, SeenDocnos> = FastMap::default();
+        while let Some((line_no, line)) = lines.next_line()? {
+            let mut f = [""; 6];
+            match text::split_fields(line, &mut f) {
+                0 => continue,
+                6 => {}
+                found => {
+                    return Err(Error::parse(
+                        &path,
+                        line_no,
+                        ParseErrorKind::FieldCount {
+                            expected: 6,
+                            found,
+                            format: "qid Q0 docno rank score tag",
+                        },
+                    ));
+                }
+            }
+            let [qid, _q0, docno, _rank, score, tag] = f;
+            let score = parse_score(score).ok_or_else(|| {
+                Error::parse(
+                    &path,
+                    line_no,
+                    ParseErrorKind::InvalidNumber {
+                        field: "score",
+                        value: score.to_owned(),
+                        expected: "finite number",
+                    },
+                )
+            })?;
+            if run.tag.is_empty() {
+                run.tag = tag.to_owned();
+            }
+            let idx = match current {
+                Some(i) if &*run.queries[i].qid == qid => i,
+                _ => {
+                    let idx = run.query_index(qid);
+                    if let Some(prev) = current {
+                        if resumed.contains_key(&prev) {
+                            resumed.insert(prev, std::mem::take(&mut seen));
+                        }
+                    }
+                    seen = match resumed.remove(&idx) {
+                        Some(s) => s,
+                        None if run.queries[idx].is_empty() => SeenDocnos::default(),
+                        None => SeenDocnos::rebuild(&run.queries[idx]),
+                    };
+                    if !run.queries[idx].is_empty() {
+                        // Mark as interleaved so its detector is kept when we move on.
+                        resumed.insert(idx, SeenDocnos::default());
+                    }
+                    current = Some(idx);
+                    idx
+                }
+            };
+            let query = &mut run.queries[idx];
+            let entry = query.entries.len() as u32;
+            if let Some(first_line) = seen.insert(query, docno, entry, line_no) {
+                return Err(Error::parse(
+                    &path,
+                    line_no,
+                    ParseErrorKind::DuplicateDocument {
+                        qid: qid.to_owned(),
+                        docno: docno.to_owned(),
+                        first_line,
+                    },
+                ));
+            }
+            query.push_unchecked(docno, score).map_err(|msg| {
+                Error::parse(
+                    &path,
+                    line_no,
+                    ParseErrorKind::TooLarge(format!("query {qid}: {msg}")),
+                )
+            })?;
+        }
+        Ok(run)
+    }
+
+    fn query_index(&mut self, qid: &str) -> usize {
+        if let Some(&i) = self.index.get(qid) {
+            return i;
+        }
+        self.index.insert(qid.into(), self.queries.len());
+        self.queries.push(QueryRun::new(qid));
+        self.queries.len() - 1
+    }
+
+    /// Adds a scored document. Fails if the document is already in the
+    /// query's ranking or the score is not finite.
+    pub fn push(&mut self, qid: &str, docno: &str, score: f64) -> Result<()> {
+        if !score.is_finite() {
+            return Err(Error::InvalidInput(format!(
+                "score {score} for document {docno:?} of query {qid:?} is not finite"
+            )));
+        }
+        let idx = self.query_index(qid);
+        let query = &mut self.queries[idx];
+        if query.iter().any(|(d, _)| d == docno) {
+            return Err(Error::InvalidInput(format!(
+                "document {docno:?} is already in the ranking of query {qid:?}"
+            )));
+        }
+        query
+            .push_unchecked(docno, score)
+            .map_err(|msg| Error::InvalidInput(format!("query {qid}: {msg}")))
+    }
+
+    /// Adds a whole ranking for one query from `(docno, score)` pairs,
+    /// checking for duplicates in one pass.
+    pub fn extend_query<'a>(
+        &mut self,
+        qid: &str,
+        docs: impl IntoIterator<Item = (&'a str, f64)>,
+    ) -> Result<()> {
+        let idx = self.query_index(qid);
+        let mut seen = SeenDocnos::rebuild(&self.queries[idx]);
+        let query = &mut self.queries[idx];
+        for (docno, score) in docs {
+            if !score.is_finite() {
+                return Err(Error::InvalidInput(format!(
+                    "score {score} for document {docno:?} of query {qid:?} is not finite"
+                )));
+            }
+            let entry = query.entries.len() as u32;
+            if seen.insert(query, docno, entry, 0).is_some() {
+                return Err(Error::InvalidInput(format!(
+                    "document {docno:?} appears twice in the ranking of query {qid:?}"
+                )));
+            }
+            query
+                .push_unchecked(docno, score)
+                .map_err(|msg| Error::InvalidInput(format!("query {qid}: {msg}")))?;
+        }
+        Ok(())
+    }
+
+    /// The ranking of one query.
+    pub fn get(&self, qid: &str) -> Option<&QueryRun> {
+        self.index.get(qid).map(|&i| &self.queries[i])
+    }
+
+    /// Number of queries.
+    pub fn len(&self) -> usize {
+        self.queries.len()
+    }
+
+    /// True when the run has no query.
+    pub fn is_empty(&self) -> bool {
+        self.queries.is_empty()
+    }
+
+    /// Queries in the order first seen.
+    pub fn iter(&self) -> impl Iterator<Item = &QueryRun> {
+        self.queries.iter()
+    }
+
+    /// Writes the run in TREC format: queries in byte order of qid, documents
+    /// in rank order with ranks from 1, at most `depth` per query.
+    pub fn write_to(&self, mut out: impl Write, depth: Option<usize>) -> std::io::Result<()> {
+        let mut queries: Vec<&QueryRun> = self.queries.iter().collect();
+        queries.sort_unstable_by(|a, b| a.qid.cmp(&b.qid));
+        let tag = if self.tag.is_empty() { "run" } else { &self.tag };
+        for q in queries {
+            for (rank, (docno, score)) in q.ranked().take(depth.unwrap_or(usize::MAX)).enumerate() {
+                writeln!(out, "{} Q0 {} {} {} {}", q.qid, docno, rank + 1, score, tag)?;
+            }
+        }
+        out.flush()
+    }
+
+    /// Writes a TREC run file atomically (temporary file, then rename).
+    pub fn save(&self, path: impl AsRef<Path>, depth: Option<usize>) -> Result<()> {
+        crate::atomic::write_file(path.as_ref(), |w| self.write_to(w, depth))
+    }
+}
+
+fn parse_score(text: &str) -> Option<f64> {
+    text.parse::<f64>().ok().filter(|s| s.is_finite())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_by_score_then_docno_descending() {
+        let run = Run::from_str("q Q0 d1 1 1.0 t\nq Q0 d2 2 1.0 t\nq Q0 d10 3 2 t\n").unwrap();
+        let order: Vec<&str> = run.get("q").unwrap().ranked().map(|(d, _)| d).collect();
+        assert_eq!(order, ["d10", "d2", "d1"]);
+        assert_eq!(run.tag(), "t");
+    }
+
+    #[test]
+    fn scores_equal_as_f32_tie() {
+        let run = Run::from_str("q Q0 a 1 0.1 t\nq Q0 b 2 0.1000000001 t\n").unwrap();
+        let order: Vec<&str> = run.get("q").unwrap().ranked().map(|(d, _)| d).collect();
+        assert_eq!(order, ["b", "a"]);
+    }
+
+    #[test]
+    fn duplicate_documents_are_refused_even_when_interleaved() {
+        let err = Run::from_str("q Q0 a 1 1 t\nq Q0 b 2 1 t\nq Q0 a 3 1 t\n").unwrap_err();
+        assert!(matches!(
+            err,
+            Error::Parse { line: 3, kind: ParseErrorKind::DuplicateDocument { first_line: 1, .. }, .. }
+        ));
+        let err = Run::from_str("q Q0 a 1 1 t\nr Q0 a 1 1 t\nq Q0 a 3 1 t\n").unwrap_err();
+        assert!(matches!(
+            err,
+            Error::Parse { line: 3, kind: ParseErrorKind::DuplicateDocument { .. }, .. }
+        ));
+        // Same docno for different queries is fine, also when interleaved.
+        let ok = Run::from_str("q Q0 a 1 1 t\nr Q0 a 1 1 t\nq Q0 b 3 1 t\nr Q0 b 1 1 t\n");
+        assert_eq!(ok.unwrap().get("q").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn rejects_bad_scores_and_field_counts() {
+        for bad in ["q Q0 a 1 x t\n", "q Q0 a 1 nan t\n", "q Q0 a 1 inf t\n"] {
+            let err = Run::from_str(bad).unwrap_err();
+            assert!(matches!(
+                err,
+                Error::Parse { line: 1, kind: ParseErrorKind::InvalidNumber { .. }, .. }
+            ));
+        }
+        let err = Run::from_str("q Q0 a 1 1\n").unwrap_err();
+        assert!(matches!(err, Error::Parse { kind: ParseErrorKind::FieldCount { .. }, .. }));
+    }
+
+    #[test]
+    fn write_then_read_round_trips() {
+        let mut run = Run::new("sys");
+        run.extend_query("2", [("x", 0.25), ("y", 3.5)]).unwrap();
+        run.push("10", "z", -1.0).unwrap();
+        assert!(run.push("10", "z", 2.0).is_err());
+        let mut out = Vec::new();
+        run.write_to(&mut out, None).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text, "10 Q0 z 1 -1 sys\n2 Q0 y 1 3.5 sys\n2 Q0 x 2 0.25 sys\n");
+        let back = Run::from_str(&text).unwrap();
+        assert_eq!(back.get("2").unwrap().len(), 2);
+    }
+}
