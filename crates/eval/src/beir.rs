@@ -137,16 +137,21 @@ impl BeirDataset {
 
     /// Reads `qrels/<split>.tsv`.
     pub fn qrels(&self, split: &str) -> Result<Qrels> {
-        let path = self.root.join("qrels").join(format!("{split}.tsv"));
-        let qrels = read_qrels_tsv(text::open(&path)?, &path)?;
-        if qrels.is_empty() {
-            return Err(Error::Empty {
-                path,
-                expected: "a header line and `query-id corpus-id score` lines",
-            });
-        }
-        Ok(qrels)
+        qrels_from_tsv_path(self.root.join("qrels").join(format!("{split}.tsv")))
     }
+}
+
+/// Reads a BEIR qrels TSV file (see [`read_qrels_tsv`]); an empty file is an error.
+pub fn qrels_from_tsv_path(path: impl AsRef<Path>) -> Result<Qrels> {
+    let path = path.as_ref();
+    let qrels = read_qrels_tsv(text::open(path)?, path)?;
+    if qrels.is_empty() {
+        return Err(Error::Empty {
+            path: path.into(),
+            expected: "a header line and `query-id corpus-id score` lines",
+        });
+    }
+    Ok(qrels)
 }
 
 /// Reads BEIR's qrels TSV: a header line (`query-id corpus-id score`), then
@@ -188,7 +193,7 @@ pub fn read_qrels_tsv(reader: impl BufRead, name: impl AsRef<Path>) -> Result<Qr
             }
         };
         if !qrels.insert(fields[0], fields[1], rel) {
-                        return Err(Error::parse(
+            return Err(Error::parse(
                 path,
                 line_no,
                 ParseErrorKind::DuplicateJudgment {
@@ -292,8 +297,14 @@ mod tests {
             text: "body".into(),
         }];
         let queries = vec![
-            Query { id: "q1".into(), text: "who?".into() },
-            Query { id: "q2".into(), text: "unjudged".into() },
+            Query {
+                id: "q1".into(),
+                text: "who?".into(),
+            },
+            Query {
+                id: "q2".into(),
+                text: "unjudged".into(),
+            },
         ];
         let mut qrels = Qrels::new();
         qrels.insert("q1", "d1", 1);
@@ -309,12 +320,18 @@ mod tests {
 
     #[test]
     fn numeric_ids_and_bad_json() {
-        let mut it: JsonLines<Query> =
-            JsonLines::from_reader(Box::new(&b"{\"_id\": 7, \"text\": \"x\"}\n{oops\n"[..]), "m");
+        let mut it: JsonLines<Query> = JsonLines::from_reader(
+            Box::new(&b"{\"_id\": 7, \"text\": \"x\"}\n{oops\n"[..]),
+            "m",
+        );
         assert_eq!(it.next().unwrap().unwrap().id, "7");
         assert!(matches!(
             it.next().unwrap(),
-            Err(Error::Parse { line: 2, kind: ParseErrorKind::Json(_), .. })
+            Err(Error::Parse {
+                line: 2,
+                kind: ParseErrorKind::Json(_),
+                ..
+            })
         ));
     }
 

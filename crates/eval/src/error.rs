@@ -42,7 +42,9 @@ pub enum Error {
         supported: String,
     },
     /// A measure's parameter list (the part after the dot) could not be parsed.
-    #[error("invalid parameters {params:?} for measure {measure}: expected comma-separated positive integer cutoffs such as \"{measure}.5,10\"")]
+    #[error(
+        "invalid parameters {params:?} for measure {measure}: expected comma-separated positive integer cutoffs such as \"{measure}.5,10\""
+    )]
     InvalidMeasureParams {
         /// The measure's base name.
         measure: String,
@@ -79,7 +81,9 @@ pub enum ParseErrorKind {
         expected: &'static str,
     },
     /// A document appears twice in one query's ranking (trec_eval refuses this too).
-    #[error("document {docno:?} appears twice in the ranking of query {qid:?} (first on line {first_line}); remove the duplicate")]
+    #[error(
+        "document {docno:?} appears twice in the ranking of query {qid:?} (first on line {first_line}); remove the duplicate"
+    )]
     DuplicateDocument {
         /// Query id.
         qid: String,

@@ -147,7 +147,11 @@ impl Evaluator {
             .enumerate()
             .map(|(j, m)| {
                 let sum: f64 = queries.iter().map(|q| q.values[j]).sum();
-                if m.is_count() || n == 0 { sum } else { sum / n as f64 }
+                if m.is_count() || n == 0 {
+                    sum
+                } else {
+                    sum / n as f64
+                }
             })
             .collect()
     }

@@ -57,7 +57,9 @@ pub fn linear_fusion(
     tag: &str,
 ) -> Result<Run> {
     if let Some(w) = weights.iter().find(|w| !w.is_finite()) {
-        return Err(Error::InvalidInput(format!("fusion weight {w} is not finite")));
+        return Err(Error::InvalidInput(format!(
+            "fusion weight {w} is not finite"
+        )));
     }
     if weights.len() != runs.len() {
         return Err(Error::InvalidInput(format!(
@@ -111,7 +113,10 @@ fn fuse<'r>(
     tag: &str,
     contributions: impl Fn(usize, &[(&'r str, f64)]) -> Vec<(&'r str, f64)>,
 ) -> Result<Run> {
-    let qids: BTreeSet<&str> = runs.iter().flat_map(|r| r.iter().map(|q| q.qid())).collect();
+    let qids: BTreeSet<&str> = runs
+        .iter()
+        .flat_map(|r| r.iter().map(|q| q.qid()))
+        .collect();
     let mut fused = Run::new(tag);
     for qid in qids {
         let mut totals: HashMap<&str, f64> = HashMap::new();
@@ -140,7 +145,8 @@ mod tests {
     fn min_max_fusion_combines_normalised_scores() {
         let a = Run::from_str("q Q0 x 1 10 a\nq Q0 y 2 0 a\n").unwrap();
         let b = Run::from_str("q Q0 y 1 5 b\nq Q0 z 2 1 b\n").unwrap();
-        let fused = linear_fusion(&[&a, &b], &[0.5, 0.5], Normalization::MinMax, 100, "lin").unwrap();
+        let fused =
+            linear_fusion(&[&a, &b], &[0.5, 0.5], Normalization::MinMax, 100, "lin").unwrap();
         let q = fused.get("q").unwrap();
         let scores: HashMap<&str, f64> = q.iter().collect();
         assert_eq!(scores["x"], 0.5);

@@ -60,7 +60,16 @@ pub const SUPPORTED: &[&str] = &[
 ];
 
 /// trec_eval's `official` nickname restricted to the measures supported here.
-const OFFICIAL: &[&str] = &["num_q", "num_ret", "num_rel", "num_rel_ret", "map", "Rprec", "recip_rank", "P"];
+const OFFICIAL: &[&str] = &[
+    "num_q",
+    "num_ret",
+    "num_rel",
+    "num_rel_ret",
+    "map",
+    "Rprec",
+    "recip_rank",
+    "P",
+];
 
 impl Measure {
     /// Parses one `-m` argument in trec_eval's syntax: a base name, optional
@@ -112,11 +121,26 @@ impl Measure {
             "Rprec" => single(Measure::Rprec),
             "recip_rank" => single(Measure::RecipRank),
             "ndcg" => single(Measure::Ndcg),
-            "P" => Ok(cutoffs(STANDARD_CUTOFFS)?.into_iter().map(Measure::P).collect()),
-            "recall" => Ok(cutoffs(STANDARD_CUTOFFS)?.into_iter().map(Measure::Recall).collect()),
-            "ndcg_cut" => Ok(cutoffs(STANDARD_CUTOFFS)?.into_iter().map(Measure::NdcgCut).collect()),
-            "map_cut" => Ok(cutoffs(STANDARD_CUTOFFS)?.into_iter().map(Measure::MapCut).collect()),
-            "success" => Ok(cutoffs(SUCCESS_CUTOFFS)?.into_iter().map(Measure::Success).collect()),
+            "P" => Ok(cutoffs(STANDARD_CUTOFFS)?
+                .into_iter()
+                .map(Measure::P)
+                .collect()),
+            "recall" => Ok(cutoffs(STANDARD_CUTOFFS)?
+                .into_iter()
+                .map(Measure::Recall)
+                .collect()),
+            "ndcg_cut" => Ok(cutoffs(STANDARD_CUTOFFS)?
+                .into_iter()
+                .map(Measure::NdcgCut)
+                .collect()),
+            "map_cut" => Ok(cutoffs(STANDARD_CUTOFFS)?
+                .into_iter()
+                .map(Measure::MapCut)
+                .collect()),
+            "success" => Ok(cutoffs(SUCCESS_CUTOFFS)?
+                .into_iter()
+                .map(Measure::Success)
+                .collect()),
             _ => Err(Error::UnknownMeasure {
                 name: spec.to_owned(),
                 supported: SUPPORTED.join(", ") + ", all_trec, official",
@@ -161,7 +185,13 @@ fn parse_cutoffs(measure: &str, params: &str) -> Result<Vec<u32>> {
     };
     let mut cutoffs = params
         .split(',')
-        .map(|c| c.trim().parse::<u32>().ok().filter(|&c| c > 0).ok_or_else(invalid))
+        .map(|c| {
+            c.trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|&c| c > 0)
+                .ok_or_else(invalid)
+        })
         .collect::<Result<Vec<u32>>>()?;
     // trec_eval sorts cutoffs and prints them in increasing order.
     cutoffs.sort_unstable();
@@ -312,10 +342,22 @@ mod tests {
         );
         assert_eq!(Measure::parse("P").unwrap().len(), 9);
         assert_eq!(Measure::parse("success").unwrap().len(), 3);
-        assert!(matches!(Measure::parse("bpref"), Err(Error::UnknownMeasure { .. })));
-        assert!(matches!(Measure::parse("P.x"), Err(Error::InvalidMeasureParams { .. })));
-        assert!(matches!(Measure::parse("P.0"), Err(Error::InvalidMeasureParams { .. })));
-        assert!(matches!(Measure::parse("map.5"), Err(Error::InvalidMeasureParams { .. })));
+        assert!(matches!(
+            Measure::parse("bpref"),
+            Err(Error::UnknownMeasure { .. })
+        ));
+        assert!(matches!(
+            Measure::parse("P.x"),
+            Err(Error::InvalidMeasureParams { .. })
+        ));
+        assert!(matches!(
+            Measure::parse("P.0"),
+            Err(Error::InvalidMeasureParams { .. })
+        ));
+        assert!(matches!(
+            Measure::parse("map.5"),
+            Err(Error::InvalidMeasureParams { .. })
+        ));
     }
 
     #[test]
@@ -348,12 +390,17 @@ mod tests {
         // Relevant at ranks 1 and 3 of 4; 3 relevant in total.
         let ranked = [Some(1), None, Some(2), Some(0)];
         let judged = [1, 2, 1, 0];
-        assert!((compute(&ranked, &judged, 1, Measure::Map) - (1.0 + 2.0 / 3.0) / 3.0).abs() < 1e-12);
+        assert!(
+            (compute(&ranked, &judged, 1, Measure::Map) - (1.0 + 2.0 / 3.0) / 3.0).abs() < 1e-12
+        );
         assert_eq!(compute(&ranked, &judged, 1, Measure::P(2)), 0.5);
         assert_eq!(compute(&ranked, &judged, 1, Measure::RecipRank), 1.0);
         assert_eq!(compute(&ranked, &judged, 2, Measure::RecipRank), 1.0 / 3.0);
         assert_eq!(compute(&ranked, &judged, 1, Measure::Rprec), 2.0 / 3.0);
-        assert_eq!(compute(&ranked, &judged, 1, Measure::Recall(1000)), 2.0 / 3.0);
+        assert_eq!(
+            compute(&ranked, &judged, 1, Measure::Recall(1000)),
+            2.0 / 3.0
+        );
         let dcg = 1.0 + 2.0 / 4f64.log2();
         let idcg = 2.0 + 1.0 / 3f64.log2() + 1.0 / 4f64.log2();
         assert!((compute(&ranked, &judged, 1, Measure::Ndcg) - dcg / idcg).abs() < 1e-12);

@@ -94,7 +94,7 @@ impl Qrels {
     /// Reads TREC qrels from any buffered reader; `name` is used in error messages.
     pub fn from_reader(reader: impl BufRead, name: impl AsRef<Path>) -> Result<Self> {
         let path = name.as_ref().to_path_buf();
-    let mut lines = Lines::new(reader, &path);
+        let mut lines = Lines::new(reader, &path);
         let mut qrels = Qrels::new();
         while let Some((line_no, line)) = lines.next_line()? {
             let mut fields = [""; 4];
@@ -126,7 +126,7 @@ impl Qrels {
                 )
             })?;
             if !qrels.insert(qid, docno, rel) {
-                                return Err(Error::parse(
+                return Err(Error::parse(
                     path,
                     line_no,
                     ParseErrorKind::DuplicateJudgment {
@@ -220,24 +220,42 @@ mod tests {
         let err = Qrels::from_str("1 0 a 1\n1 0 b x\n").unwrap_err();
         assert!(matches!(
             err,
-            Error::Parse { line: 2, kind: ParseErrorKind::InvalidNumber { .. }, .. }
+            Error::Parse {
+                line: 2,
+                kind: ParseErrorKind::InvalidNumber { .. },
+                ..
+            }
         ));
         let err = Qrels::from_str("1 0 a\n").unwrap_err();
         assert!(matches!(
             err,
-            Error::Parse { line: 1, kind: ParseErrorKind::FieldCount { found: 3, .. }, .. }
+            Error::Parse {
+                line: 1,
+                kind: ParseErrorKind::FieldCount { found: 3, .. },
+                ..
+            }
         ));
         let err = Qrels::from_str("1 0 a 1\n1 0 a 2\n").unwrap_err();
         assert!(matches!(
             err,
-            Error::Parse { line: 2, kind: ParseErrorKind::DuplicateJudgment { .. }, .. }
+            Error::Parse {
+                line: 2,
+                kind: ParseErrorKind::DuplicateJudgment { .. },
+                ..
+            }
         ));
     }
 
     #[test]
     fn rejects_invalid_utf8() {
         let err = Qrels::from_reader(&b"1 0 \xff 1\n"[..], "x").unwrap_err();
-        assert!(matches!(err, Error::Parse { kind: ParseErrorKind::InvalidUtf8, .. }));
+        assert!(matches!(
+            err,
+            Error::Parse {
+                kind: ParseErrorKind::InvalidUtf8,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -258,7 +276,10 @@ mod tests {
         let path = dir.path().join("q.txt");
         let q = Qrels::from_str("b 0 d2 1\na 0 d1 3\n").unwrap();
         q.save(&path).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "a 0 d1 3\nb 0 d2 1\n");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "a 0 d1 3\nb 0 d2 1\n"
+        );
         let back = Qrels::from_path(&path).unwrap();
         assert_eq!(back.get("a").unwrap().relevance("d1"), Some(3));
     }

@@ -1,7 +1,7 @@
 //! TREC runs (`qid Q0 docno rank score tag`).
 
 use std::cmp::Ordering;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::io::{BufRead, Write};
 use std::path::Path;
 
@@ -87,9 +87,12 @@ impl QueryRun {
     /// docno descending in byte order (`strcmp`). The rank column of the
     /// input file is ignored, as trec_eval ignores it.
     pub fn ranked(&self) -> impl ExactSizeIterator<Item = (&str, f64)> {
-        self.ranked_order()
-            .into_iter()
-            .map(|i| (self.docno(&self.entries[i as usize]), self.entries[i as usize].score))
+        self.ranked_order().into_iter().map(|i| {
+            (
+                self.docno(&self.entries[i as usize]),
+                self.entries[i as usize].score,
+            )
+        })
     }
 
     /// Entry indices in rank order. Scores are compared as `f32`, the type
@@ -140,9 +143,7 @@ impl SeenDocnos {
     /// Records `docno` (first seen on `line`) unless already present; returns
     /// the line of the earlier occurrence if it is a duplicate.
     fn insert(&mut self, query: &QueryRun, docno: &str, entry: u32, line: u64) -> Option<u64> {
-        let mut hasher = BuildDocnoHasher::default().build_hasher();
-        docno.hash(&mut hasher);
-        let hash = hasher.finish();
+        let hash = BuildDocnoHasher::default().hash_one(docno);
         match self.by_hash.get(&hash) {
             None => {
                 self.by_hash.insert(hash, (entry, line));
@@ -212,7 +213,7 @@ impl Run {
     /// Reads a TREC run from any buffered reader; `name` is used in error messages.
     pub fn from_reader(reader: impl BufRead, name: impl AsRef<Path>) -> Result<Self> {
         let path = name.as_ref().to_path_buf();
-    let mut lines = Lines::new(reader, &path);
+        let mut lines = Lines::new(reader, &path);
         let mut run = Run::default();
         // The query currently being appended to and its duplicate detector;
         // queries that resume after another query keep theirs in `resumed`.
@@ -380,7 +381,11 @@ impl Run {
     pub fn write_to(&self, mut out: impl Write, depth: Option<usize>) -> std::io::Result<()> {
         let mut queries: Vec<&QueryRun> = self.queries.iter().collect();
         queries.sort_unstable_by(|a, b| a.qid.cmp(&b.qid));
-        let tag = if self.tag.is_empty() { "run" } else { &self.tag };
+        let tag = if self.tag.is_empty() {
+            "run"
+        } else {
+            &self.tag
+        };
         for q in queries {
             for (rank, (docno, score)) in q.ranked().take(depth.unwrap_or(usize::MAX)).enumerate() {
                 writeln!(out, "{} Q0 {} {} {} {}", q.qid, docno, rank + 1, score, tag)?;
@@ -423,12 +428,20 @@ mod tests {
         let err = Run::from_str("q Q0 a 1 1 t\nq Q0 b 2 1 t\nq Q0 a 3 1 t\n").unwrap_err();
         assert!(matches!(
             err,
-            Error::Parse { line: 3, kind: ParseErrorKind::DuplicateDocument { first_line: 1, .. }, .. }
+            Error::Parse {
+                line: 3,
+                kind: ParseErrorKind::DuplicateDocument { first_line: 1, .. },
+                ..
+            }
         ));
         let err = Run::from_str("q Q0 a 1 1 t\nr Q0 a 1 1 t\nq Q0 a 3 1 t\n").unwrap_err();
         assert!(matches!(
             err,
-            Error::Parse { line: 3, kind: ParseErrorKind::DuplicateDocument { .. }, .. }
+            Error::Parse {
+                line: 3,
+                kind: ParseErrorKind::DuplicateDocument { .. },
+                ..
+            }
         ));
         // Same docno for different queries is fine, also when interleaved.
         let ok = Run::from_str("q Q0 a 1 1 t\nr Q0 a 1 1 t\nq Q0 b 3 1 t\nr Q0 b 1 1 t\n");
@@ -441,11 +454,21 @@ mod tests {
             let err = Run::from_str(bad).unwrap_err();
             assert!(matches!(
                 err,
-                Error::Parse { line: 1, kind: ParseErrorKind::InvalidNumber { .. }, .. }
+                Error::Parse {
+                    line: 1,
+                    kind: ParseErrorKind::InvalidNumber { .. },
+                    ..
+                }
             ));
         }
         let err = Run::from_str("q Q0 a 1 1\n").unwrap_err();
-        assert!(matches!(err, Error::Parse { kind: ParseErrorKind::FieldCount { .. }, .. }));
+        assert!(matches!(
+            err,
+            Error::Parse {
+                kind: ParseErrorKind::FieldCount { .. },
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -457,7 +480,10 @@ mod tests {
         let mut out = Vec::new();
         run.write_to(&mut out, None).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert_eq!(text, "10 Q0 z 1 -1 sys\n2 Q0 y 1 3.5 sys\n2 Q0 x 2 0.25 sys\n");
+        assert_eq!(
+            text,
+            "10 Q0 z 1 -1 sys\n2 Q0 y 1 3.5 sys\n2 Q0 x 2 0.25 sys\n"
+        );
         let back = Run::from_str(&text).unwrap();
         assert_eq!(back.get("2").unwrap().len(), 2);
     }

@@ -136,7 +136,11 @@ pub fn paired_t_test(a: &Evaluation, b: &Evaluation, measure: Measure) -> Result
     let var = diffs.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0);
     let df = diffs.len() - 1;
     let (t, p) = if var == 0.0 {
-        if mean == 0.0 { (0.0, 1.0) } else { (f64::INFINITY.copysign(mean), 0.0) }
+        if mean == 0.0 {
+            (0.0, 1.0)
+        } else {
+            (f64::INFINITY.copysign(mean), 0.0)
+        }
     } else {
         let t = mean / (var / n).sqrt();
         (t, student_t_two_sided_p(t, df as f64))
@@ -250,7 +254,9 @@ mod tests {
     #[test]
     fn paired_t_test_matches_scipy() {
         // scipy.stats.ttest_rel([0.5,1,0,1],[0,0.5,0,0.25]) -> t=2.781517949836592, p=0.06890350891195708
-        let qrels = Qrels::from_str("1 0 a 1\n2 0 a 1\n3 0 a 1\n4 0 a 1\n4 0 b 1\n4 0 c 1\n4 0 d 1\n").unwrap();
+        let qrels =
+            Qrels::from_str("1 0 a 1\n2 0 a 1\n3 0 a 1\n4 0 a 1\n4 0 b 1\n4 0 c 1\n4 0 d 1\n")
+                .unwrap();
         let run_a = Run::from_str(
             "1 Q0 x 1 2 a\n1 Q0 a 2 1 a\n2 Q0 a 1 1 a\n3 Q0 x 1 1 a\n4 Q0 a 1 4 a\n4 Q0 b 2 3 a\n4 Q0 c 3 2 a\n4 Q0 d 4 1 a\n",
         )
