@@ -64,7 +64,9 @@ impl Evaluator {
     }
 
     /// Averages over every query in the qrels, a query missing from the run
-    /// counting as an empty ranking (trec_eval `-c`).
+    /// contributing 0 (trec_eval `-c`). As in trec_eval, missing queries get
+    /// no per-query values, and the aggregate `num_rel` then counts every
+    /// judgment with relevance > 0 in the qrels, whatever the relevance level.
     pub fn average_complete(mut self, yes: bool) -> Self {
         self.average_complete = yes;
         self
@@ -81,30 +83,42 @@ impl Evaluator {
         let mut queries: Vec<QueryEvaluation> = Vec::new();
         for query in run.iter() {
             if let Some(judgments) = qrels.get(query.qid()) {
-                let values = self.evaluate_query(judgments, Some(query), &mut scratch);
+                let values = self.evaluate_query(judgments, query, &mut scratch);
                 queries.push(QueryEvaluation {
                     qid: query.qid().to_owned(),
                     values,
                 });
             }
         }
-        if self.average_complete {
-            for judgments in qrels.iter() {
-                if run.get(judgments.qid()).is_none() {
-                    let values = self.evaluate_query(judgments, None, &mut scratch);
-                    queries.push(QueryEvaluation {
-                        qid: judgments.qid().to_owned(),
-                        values,
-                    });
-                }
-            }
-        }
         queries.sort_unstable_by(|a, b| a.qid.as_bytes().cmp(b.qid.as_bytes()));
-        let aggregate = self.aggregate(&queries);
+        let num_queries = if self.average_complete {
+            qrels.len()
+        } else {
+            queries.len()
+        };
+        let aggregate = self
+            .measures
+            .iter()
+            .enumerate()
+            .map(|(j, m)| {
+                let sum: f64 = queries.iter().map(|q| q.values[j]).sum();
+                match m {
+                    Measure::NumQ => num_queries as f64,
+                    // trec_eval -c's summary num_rel: every positive judgment in the file.
+                    Measure::NumRel if self.average_complete => {
+                        qrels.iter().map(|q| q.num_relevant(1)).sum::<usize>() as f64
+                    }
+                    m if m.is_count() => sum,
+                    _ if num_queries == 0 => 0.0,
+                    _ => sum / num_queries as f64,
+                }
+            })
+            .collect();
         Evaluation {
             measures: self.measures.clone(),
             queries,
             aggregate,
+            num_queries,
             run_tag: run.tag().to_owned(),
         }
     }
@@ -112,19 +126,17 @@ impl Evaluator {
     fn evaluate_query(
         &self,
         judgments: &QueryJudgments,
-        ranking: Option<&QueryRun>,
+        ranking: &QueryRun,
         scratch: &mut Scratch,
     ) -> Vec<f64> {
         scratch.ranked.clear();
-        if let Some(ranking) = ranking {
-            let order = ranking.ranked_order();
-            let depth = order.len().min(self.max_docs_per_query);
-            scratch.ranked.extend(order[..depth].iter().map(|&i| {
-                judgments
-                    .relevance(ranking.docno_at(i))
-                    .and_then(|r| u32::try_from(r).ok())
-            }));
-        }
+        let order = ranking.ranked_order();
+        let depth = order.len().min(self.max_docs_per_query);
+        scratch.ranked.extend(order[..depth].iter().map(|&i| {
+            judgments
+                .relevance(ranking.docno_at(i))
+                .and_then(|r| u32::try_from(r).ok())
+        }));
         scratch.levels.clear();
         scratch
             .levels
@@ -138,22 +150,6 @@ impl Evaluator {
         let mut values = vec![0.0; self.measures.len()];
         view.compute(&self.measures, &mut values);
         values
-    }
-
-    fn aggregate(&self, queries: &[QueryEvaluation]) -> Vec<f64> {
-        let n = queries.len();
-        self.measures
-            .iter()
-            .enumerate()
-            .map(|(j, m)| {
-                let sum: f64 = queries.iter().map(|q| q.values[j]).sum();
-                if m.is_count() || n == 0 {
-                    sum
-                } else {
-                    sum / n as f64
-                }
-            })
-            .collect()
     }
 }
 
@@ -178,6 +174,7 @@ pub struct Evaluation {
     measures: Vec<Measure>,
     queries: Vec<QueryEvaluation>,
     aggregate: Vec<f64>,
+    num_queries: usize,
     run_tag: String,
 }
 
@@ -187,14 +184,15 @@ impl Evaluation {
         &self.measures
     }
 
-    /// Evaluated queries in byte order of qid.
+    /// Queries in both the run and the qrels, in byte order of qid.
     pub fn queries(&self) -> &[QueryEvaluation] {
         &self.queries
     }
 
-    /// Number of queries averaged over (trec_eval's `num_q`).
+    /// Number of queries averaged over (trec_eval's `num_q`): the queries
+    /// in both run and qrels, or every qrels query with `average_complete`.
     pub fn num_queries(&self) -> usize {
-        self.queries.len()
+        self.num_queries
     }
 
     /// The tag of the evaluated run.

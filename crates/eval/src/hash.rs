@@ -37,3 +37,27 @@ impl Hasher for DocnoHasher {
 
 pub(crate) type BuildDocnoHasher = BuildHasherDefault<DocnoHasher>;
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, BuildDocnoHasher>;
+
+/// For keys that already are well-mixed 64-bit hashes.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct PrehashedHasher(u64);
+
+impl Hasher for PrehashedHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are expected; other input still hashes correctly.
+        let mut inner = DocnoHasher(self.0);
+        inner.write(bytes);
+        self.0 = inner.finish();
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub(crate) type PrehashedMap<V> =
+    std::collections::HashMap<u64, V, BuildHasherDefault<PrehashedHasher>>;

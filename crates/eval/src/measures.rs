@@ -148,16 +148,55 @@ impl Measure {
         }
     }
 
-    /// Parses several `-m` arguments, removing duplicates and sorting into
-    /// trec_eval's output order.
+    /// Parses several `-m` arguments into trec_eval's output order.
+    ///
+    /// As in trec_eval, the first argument that names a measure decides its
+    /// cutoffs: `-m P.5 -m P.10` gives only `P_5`, and `-m all_trec -m P.5`
+    /// gives P at the default cutoffs.
     pub fn parse_list<S: AsRef<str>>(specs: &[S]) -> Result<Vec<Measure>> {
+        let mut families_seen = Vec::new();
         let mut all = Vec::new();
         for spec in specs {
-            all.extend(Measure::parse(spec.as_ref())?);
+            let expanded = Measure::parse(spec.as_ref())?;
+            let mut new_families = Vec::new();
+            for m in expanded {
+                let family = m.family();
+                if families_seen.contains(&family) {
+                    continue;
+                }
+                if !new_families.contains(&family) {
+                    new_families.push(family);
+                }
+                all.push(m);
+            }
+            families_seen.extend(new_families);
         }
         all.sort_unstable();
         all.dedup();
         Ok(all)
+    }
+
+    /// The measure's base name, shared by all its cutoffs (`P` for `P_5`).
+    pub fn base_name(self) -> &'static str {
+        match self {
+            Measure::NumQ => "num_q",
+            Measure::NumRet => "num_ret",
+            Measure::NumRel => "num_rel",
+            Measure::NumRelRet => "num_rel_ret",
+            Measure::Map => "map",
+            Measure::Rprec => "Rprec",
+            Measure::RecipRank => "recip_rank",
+            Measure::P(_) => "P",
+            Measure::Recall(_) => "recall",
+            Measure::Ndcg => "ndcg",
+            Measure::NdcgCut(_) => "ndcg_cut",
+            Measure::MapCut(_) => "map_cut",
+            Measure::Success(_) => "success",
+        }
+    }
+
+    fn family(self) -> &'static str {
+        self.base_name()
     }
 
     /// True for the counting measures that trec_eval prints as integers and
@@ -341,6 +380,19 @@ mod tests {
             ]
         );
         assert_eq!(Measure::parse("P").unwrap().len(), 9);
+        // trec_eval: the first -m naming a measure wins.
+        assert_eq!(
+            Measure::parse_list(&["P.5", "P.10"]).unwrap(),
+            [Measure::P(5)]
+        );
+        assert_eq!(
+            Measure::parse_list(&["all_trec", "P.5"])
+                .unwrap()
+                .iter()
+                .filter(|m| m.base_name() == "P")
+                .count(),
+            9
+        );
         assert_eq!(Measure::parse("success").unwrap().len(), 3);
         assert!(matches!(
             Measure::parse("bpref"),

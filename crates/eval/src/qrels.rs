@@ -32,6 +32,16 @@ pub struct QueryJudgments {
 }
 
 impl QueryJudgments {
+    fn insert(&mut self, docno: &str, relevance: i64) -> bool {
+        match self.judgments.entry(docno.into()) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(relevance);
+                true
+            }
+        }
+    }
+
     /// The query id.
     pub fn qid(&self) -> &str {
         &self.qid
@@ -96,6 +106,8 @@ impl Qrels {
         let path = name.as_ref().to_path_buf();
         let mut lines = Lines::new(reader, &path);
         let mut qrels = Qrels::new();
+        // Qrels are usually grouped by query: remember the last one.
+        let mut current: Option<usize> = None;
         while let Some((line_no, line)) = lines.next_line()? {
             let mut fields = [""; 4];
             match text::split_fields(line, &mut fields) {
@@ -125,7 +137,12 @@ impl Qrels {
                     },
                 )
             })?;
-            if !qrels.insert(qid, docno, rel) {
+            let idx = match current {
+                Some(i) if &*qrels.queries[i].qid == qid => i,
+                _ => qrels.query_index(qid),
+            };
+            current = Some(idx);
+            if !qrels.queries[idx].insert(docno, rel) {
                 return Err(Error::parse(
                     path,
                     line_no,
@@ -142,23 +159,20 @@ impl Qrels {
     /// Adds a judgment. Returns false (and changes nothing) if `docno` is
     /// already judged for `qid`.
     pub fn insert(&mut self, qid: &str, docno: &str, relevance: i64) -> bool {
-        let idx = match self.index.get(qid) {
-            Some(&idx) => idx,
-            None => {
-                self.index.insert(qid.into(), self.queries.len());
-                self.queries.push(QueryJudgments {
-                    qid: qid.into(),
-                    judgments: FastMap::default(),
-                });
-                self.queries.len() - 1
-            }
-        };
-        let judgments = &mut self.queries[idx].judgments;
-        if judgments.contains_key(docno) {
-            return false;
+        let idx = self.query_index(qid);
+        self.queries[idx].insert(docno, relevance)
+    }
+
+    fn query_index(&mut self, qid: &str) -> usize {
+        if let Some(&idx) = self.index.get(qid) {
+            return idx;
         }
-        judgments.insert(docno.into(), relevance);
-        true
+        self.index.insert(qid.into(), self.queries.len());
+        self.queries.push(QueryJudgments {
+            qid: qid.into(),
+            judgments: FastMap::default(),
+        });
+        self.queries.len() - 1
     }
 
     /// The judgments of one query.

@@ -6,7 +6,7 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 
 use crate::error::{Error, ParseErrorKind, Result};
-use crate::hash::{BuildDocnoHasher, FastMap};
+use crate::hash::{BuildDocnoHasher, FastMap, PrehashedMap};
 use crate::text::{self, Lines};
 
 /// A retrieval run: for each query, scored documents.
@@ -135,7 +135,7 @@ pub(crate) fn trec_order(score_a: f64, docno_a: &str, score_b: f64, docno_b: &st
 /// docno whose hash collides with a different docno goes to `spill`.
 #[derive(Default)]
 struct SeenDocnos {
-    by_hash: FastMap<u64, (u32, u64)>,
+    by_hash: PrehashedMap<(u32, u64)>,
     spill: FastMap<Box<str>, u64>,
 }
 
@@ -162,8 +162,15 @@ impl SeenDocnos {
         }
     }
 
+    fn with_capacity(n: usize) -> Self {
+        SeenDocnos {
+            by_hash: PrehashedMap::with_capacity_and_hasher(n, Default::default()),
+            spill: FastMap::default(),
+        }
+    }
+
     fn rebuild(query: &QueryRun) -> Self {
-        let mut seen = SeenDocnos::default();
+        let mut seen = SeenDocnos::with_capacity(query.len());
         for i in 0..query.entries.len() as u32 {
             let docno = query.docno(&query.entries[i as usize]);
             // Line numbers of earlier blocks are not kept; 0 marks "earlier in the file".
@@ -182,7 +189,8 @@ impl Run {
         }
     }
 
-    /// The run's tag: the one given to [`Run::new`], or the first line's tag when read.
+    /// The run's tag: the one given to [`Run::new`], or, as trec_eval reports it,
+    /// the last line's tag when read from a file.
     pub fn tag(&self) -> &str {
         &self.tag
     }
@@ -249,8 +257,9 @@ impl Run {
                     },
                 )
             })?;
-            if run.tag.is_empty() {
-                run.tag = tag.to_owned();
+            // trec_eval reports the tag of the last line.
+            if run.tag != tag {
+                tag.clone_into(&mut run.tag);
             }
             let idx = match current {
                 Some(i) if &*run.queries[i].qid == qid => i,
@@ -263,7 +272,11 @@ impl Run {
                     }
                     seen = match resumed.remove(&idx) {
                         Some(s) => s,
-                        None if run.queries[idx].is_empty() => SeenDocnos::default(),
+                        None if run.queries[idx].is_empty() => {
+                            // Queries tend to have equal depths: size for the previous one.
+                            let capacity = current.map_or(0, |p| run.queries[p].len());
+                            SeenDocnos::with_capacity(capacity)
+                        }
                         None => SeenDocnos::rebuild(&run.queries[idx]),
                     };
                     if !run.queries[idx].is_empty() {

@@ -1,4 +1,7 @@
 //! Line-oriented input shared by the qrels, run and BEIR readers.
+//!
+//! Runs reach millions of lines, so lines are cut out of a large read buffer
+//! in place (no per-line copy) and fields are split on bytes.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
@@ -16,24 +19,33 @@ pub(crate) fn open(path: &Path) -> Result<Box<dyn BufRead>> {
             flate2::read::MultiGzDecoder::new(file),
         ))
     } else {
-        Box::new(BufReader::with_capacity(1 << 20, file))
+        // `Lines` does its own large-block buffering.
+        Box::new(BufReader::with_capacity(1 << 12, file))
     })
 }
 
-/// Reads lines as UTF-8 `&str` into a reused buffer, counting line numbers
-/// and stripping the line terminator (`\n` or `\r\n`).
+const BLOCK: usize = 1 << 20;
+
+/// Reads lines as UTF-8 `&str`, counting line numbers and stripping the line
+/// terminator (`\n` or `\r\n`).
 pub(crate) struct Lines<R> {
     reader: R,
     buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    eof: bool,
     line: u64,
     path: PathBuf,
 }
 
-impl<R: BufRead> Lines<R> {
+impl<R: Read> Lines<R> {
     pub(crate) fn new(reader: R, path: impl Into<PathBuf>) -> Self {
         Lines {
             reader,
-            buf: Vec::with_capacity(256),
+            buf: vec![0; BLOCK],
+            start: 0,
+            end: 0,
+            eof: false,
             line: 0,
             path: path.into(),
         }
@@ -43,54 +55,115 @@ impl<R: BufRead> Lines<R> {
         &self.path
     }
 
+    /// Moves the unread tail to the front of the buffer (growing it when one
+    /// line fills it) and reads more; returns false at end of input.
+    fn refill(&mut self) -> Result<bool> {
+        if self.eof {
+            return Ok(false);
+        }
+        self.buf.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+        if self.end == self.buf.len() {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        loop {
+            match self.reader.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(self.end > 0);
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io(&self.path, e)),
+            }
+        }
+    }
+
     /// The next line, or `None` at end of input.
     pub(crate) fn next_line(&mut self) -> Result<Option<(u64, &str)>> {
-        self.buf.clear();
-        let n = self
-            .reader
-            .read_until(b'\n', &mut self.buf)
-            .map_err(|e| Error::io(&self.path, e))?;
-        if n == 0 {
-            return Ok(None);
-        }
+        let (from, to) = loop {
+            if let Some(pos) = memchr::memchr(b'\n', &self.buf[self.start..self.end]) {
+                let from = self.start;
+                self.start += pos + 1;
+                break (from, from + pos);
+            }
+            if self.eof {
+                if self.start == self.end {
+                    return Ok(None);
+                }
+                let from = self.start;
+                self.start = self.end;
+                break (from, self.end);
+            }
+            self.refill()?;
+        };
         self.line += 1;
-        let mut end = self.buf.len();
-        if end > 0 && self.buf[end - 1] == b'\n' {
-            end -= 1;
+        let mut bytes = &self.buf[from..to];
+        if let [rest @ .., b'\r'] = bytes {
+            bytes = rest;
         }
-        if end > 0 && self.buf[end - 1] == b'\r' {
-            end -= 1;
-        }
-        let text = std::str::from_utf8(&self.buf[..end])
+        let text = std::str::from_utf8(bytes)
             .map_err(|_| Error::parse(&self.path, self.line, ParseErrorKind::InvalidUtf8))?;
         Ok(Some((self.line, text)))
     }
 }
 
-/// A reader over an in-memory byte slice, named for error messages.
+/// A reader over an in-memory byte slice.
 pub(crate) fn memory_reader(bytes: &[u8]) -> impl BufRead + '_ {
     io::Cursor::new(bytes)
 }
 
-/// Splits on ASCII whitespace into at most `N` fields; returns the number found
-/// (counting any beyond `N`).
+/// Splits on ASCII whitespace into at most `N` fields; returns the number of
+/// fields found (counting any beyond `N`).
 pub(crate) fn split_fields<'a, const N: usize>(line: &'a str, out: &mut [&'a str; N]) -> usize {
+    let bytes = line.as_bytes();
     let mut count = 0;
-    for field in line.split_ascii_whitespace() {
+    let mut i = 0;
+    while i < bytes.len() {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i == bytes.len() {
+            break;
+        }
+        let start = i;
+        while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
         if count < N {
-            out[count] = field;
+            // Cutting at ASCII bytes keeps UTF-8 boundaries intact.
+            out[count] = &line[start..i];
         }
         count += 1;
     }
     count
 }
 
-/// Reads everything from `reader` (used for stdin-like sources).
-#[allow(dead_code)]
-pub(crate) fn read_all(mut reader: impl Read, path: &Path) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    reader
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io(path, e))?;
-    Ok(bytes)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_across_refills_and_long_lines() {
+        let long = "x".repeat(3 * BLOCK);
+        let text = format!("a b\r\n{long}\n\nlast");
+        let mut lines = Lines::new(text.as_bytes(), "m");
+        assert_eq!(lines.next_line().unwrap(), Some((1, "a b")));
+        assert_eq!(lines.next_line().unwrap().unwrap().1.len(), 3 * BLOCK);
+        assert_eq!(lines.next_line().unwrap(), Some((3, "")));
+        assert_eq!(lines.next_line().unwrap(), Some((4, "last")));
+        assert_eq!(lines.next_line().unwrap(), None);
+    }
+
+    #[test]
+    fn splits_on_any_ascii_whitespace() {
+        let mut f = [""; 3];
+        assert_eq!(split_fields(" a\tbé  c d ", &mut f), 4);
+        assert_eq!(f, ["a", "bé", "c"]);
+        assert_eq!(split_fields("   ", &mut f), 0);
+    }
 }
