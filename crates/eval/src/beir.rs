@@ -55,9 +55,20 @@ fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D:
         N(serde_json::Number),
     }
     Ok(match Id::deserialize(d)? {
-        Id::S(s) => s,
+        Id::S(s) => trec_safe_id(&s),
         Id::N(n) => n.to_string(),
     })
+}
+
+/// TREC run and qrels files separate fields by whitespace, so ids such as
+/// LIMIT's "Geneva Durben" cannot be written there as they are. BEIR ids are
+/// read with each run of whitespace replaced by `_` (and trimmed), the same
+/// way in corpus, queries and qrels, so they stay consistent.
+pub fn trec_safe_id(id: &str) -> String {
+    if !id.bytes().any(|b| b.is_ascii_whitespace()) && !id.chars().any(char::is_whitespace) {
+        return id.to_owned();
+    }
+    id.split_whitespace().collect::<Vec<_>>().join("_")
 }
 
 /// A dataset directory in BEIR layout.
@@ -192,7 +203,7 @@ pub fn read_qrels_tsv(reader: impl BufRead, name: impl AsRef<Path>) -> Result<Qr
                 ));
             }
         };
-        if !qrels.insert(fields[0], fields[1], rel) {
+        if !qrels.insert(&trec_safe_id(fields[0]), &trec_safe_id(fields[1]), rel) {
             return Err(Error::parse(
                 path,
                 line_no,
@@ -333,6 +344,24 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn ids_with_spaces_become_trec_safe_everywhere() {
+        let mut it: JsonLines<Document> = JsonLines::from_reader(
+            Box::new(&b"{\"_id\": \"Geneva  Durben\", \"text\": \"x\"}\n"[..]),
+            "m",
+        );
+        assert_eq!(it.next().unwrap().unwrap().id, "Geneva_Durben");
+        let q = read_qrels_tsv(
+            &b"query-id\tcorpus-id\tscore\nquery 1\tGeneva Durben\t1\n"[..],
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            q.get("query_1").unwrap().relevance("Geneva_Durben"),
+            Some(1)
+        );
     }
 
     #[test]

@@ -391,7 +391,22 @@ impl Run {
 
     /// Writes the run in TREC format: queries in byte order of qid, documents
     /// in rank order with ranks from 1, at most `depth` per query.
+    ///
+    /// Fails with [`std::io::ErrorKind::InvalidData`] if an id contains
+    /// whitespace, which the format cannot represent (see [`crate::beir::trec_safe_id`]).
     pub fn write_to(&self, mut out: impl Write, depth: Option<usize>) -> std::io::Result<()> {
+        let unsafe_id = |id: &str| id.is_empty() || id.chars().any(char::is_whitespace);
+        if unsafe_id(&self.tag) && !self.tag.is_empty() {
+            return Err(invalid_id("run tag", &self.tag));
+        }
+        for q in &self.queries {
+            if unsafe_id(&q.qid) {
+                return Err(invalid_id("query id", &q.qid));
+            }
+            if let Some((d, _)) = q.iter().find(|(d, _)| unsafe_id(d)) {
+                return Err(invalid_id("document id", d));
+            }
+        }
         let mut queries: Vec<&QueryRun> = self.queries.iter().collect();
         queries.sort_unstable_by(|a, b| a.qid.cmp(&b.qid));
         let tag = if self.tag.is_empty() {
@@ -411,6 +426,15 @@ impl Run {
     pub fn save(&self, path: impl AsRef<Path>, depth: Option<usize>) -> Result<()> {
         crate::atomic::write_file(path.as_ref(), |w| self.write_to(w, depth))
     }
+}
+
+fn invalid_id(what: &str, id: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!(
+            "{what} {id:?} is empty or contains whitespace, which a TREC run cannot hold; replace it (e.g. with beir::trec_safe_id)"
+        ),
+    )
 }
 
 fn parse_score(text: &str) -> Option<f64> {
