@@ -42,14 +42,14 @@ pub enum Error {
         supported: String,
     },
     /// A measure's parameter list (the part after the dot) could not be parsed.
-    #[error(
-        "invalid parameters {params:?} for measure {measure}: expected comma-separated positive integer cutoffs such as \"{measure}.5,10\""
-    )]
+    #[error("invalid parameters {params:?} for measure {measure}: expected {expected}")]
     InvalidMeasureParams {
         /// The measure's base name.
         measure: String,
         /// The parameter text as given.
         params: String,
+        /// What the measure accepts after the dot.
+        expected: &'static str,
     },
     /// A statistic or fusion was asked of inputs that cannot support it.
     #[error("{0}")]

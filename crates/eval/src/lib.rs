@@ -41,6 +41,6 @@ mod text;
 
 pub use error::{Error, ParseErrorKind, Result};
 pub use evaluate::{Evaluation, Evaluator, QueryEvaluation};
-pub use measures::{Measure, SUPPORTED as SUPPORTED_MEASURES};
+pub use measures::{Measure, Ratio, SUPPORTED as SUPPORTED_MEASURES};
 pub use qrels::{Qrels, QueryJudgments};
 pub use run::{QueryRun, Run};

@@ -24,6 +24,9 @@ pub(crate) fn open(path: &Path) -> Result<Box<dyn BufRead>> {
     })
 }
 
+/// Buffers start small so that parsing short inputs stays cheap, and double
+/// up to `BLOCK` while reads keep filling them.
+const FIRST_BLOCK: usize = 1 << 14;
 const BLOCK: usize = 1 << 20;
 
 /// Reads lines as UTF-8 `&str`, counting line numbers and stripping the line
@@ -42,7 +45,7 @@ impl<R: Read> Lines<R> {
     pub(crate) fn new(reader: R, path: impl Into<PathBuf>) -> Self {
         Lines {
             reader,
-            buf: vec![0; BLOCK],
+            buf: vec![0; FIRST_BLOCK],
             start: 0,
             end: 0,
             eof: false,
@@ -64,7 +67,7 @@ impl<R: Read> Lines<R> {
         self.buf.copy_within(self.start..self.end, 0);
         self.end -= self.start;
         self.start = 0;
-        if self.end == self.buf.len() {
+        if self.end == self.buf.len() || self.buf.len() < BLOCK {
             self.buf.resize(self.buf.len() * 2, 0);
         }
         loop {

@@ -60,16 +60,28 @@ proptest! {
         let (qrels, run) = build(&queries, false);
         let ev = Evaluator::new(all_measures()).evaluate(&qrels, &run);
         for q in ev.queries() {
+            let get = |m| ev.value(&q.qid, m).unwrap();
             for (m, &v) in ev.measures().iter().zip(&q.values) {
-                if m.is_count() {
-                    prop_assert!(v >= 0.0 && v.fract() == 0.0);
-                } else {
-                    prop_assert!((0.0..=1.0 + 1e-12).contains(&v), "{m} = {v}");
+                match m {
+                    m if m.is_count() => prop_assert!(v >= 0.0 && v.fract() == 0.0),
+                    // Relevant retrieved minus nonrelevant retrieved.
+                    Measure::Utility => prop_assert_eq!(
+                        v,
+                        2.0 * get(Measure::NumRelRet) - get(Measure::NumRet)
+                    ),
+                    // Not a number.
+                    Measure::Relstring => {
+                        let relstring = ev.relstring(&q.qid).unwrap();
+                        prop_assert_eq!(relstring.len() as f64, get(Measure::NumRet).min(10.0));
+                    }
+                    _ => prop_assert!((0.0..=1.0 + 1e-12).contains(&v), "{m} = {v}"),
                 }
             }
-            let get = |m| ev.value(&q.qid, m).unwrap();
             prop_assert!(get(Measure::NumRelRet) <= get(Measure::NumRel));
             prop_assert!(get(Measure::NumRelRet) <= get(Measure::NumRet));
+            prop_assert!(
+                get(Measure::NumRelRet) + get(Measure::NumNonrelJudgedRet) <= get(Measure::NumRet)
+            );
         }
     }
 

@@ -17,9 +17,10 @@ pub(crate) struct EvalArgs {
     /// TREC run file (`qid Q0 docno rank score tag`), plain or .gz.
     run: PathBuf,
     /// Measure in trec_eval's syntax, repeatable: `map`, `P.5,10`,
-    /// `ndcg_cut.10`, `recall.100,1000`, `recip_rank`, `all_trec`, `official`.
-    /// Without -m, the `official` set is printed. `all_trec` and `official`
-    /// cover the measures this tool implements (see `SUPPORTED_MEASURES`).
+    /// `ndcg_cut.10`, `recall.100,1000`, `iprec_at_recall.0.5`, `bpref`, or a
+    /// nickname: `all_trec`, `official`, `set`. Without -m, the `official`
+    /// set is printed. Every trec_eval measure is available; parameters
+    /// other than cutoff lists are not (see `SUPPORTED_MEASURES`).
     #[arg(short = 'm', long = "measure", value_name = "MEASURE")]
     measures: Vec<String>,
     /// Print per-query values as well as the `all` aggregate.
@@ -49,7 +50,7 @@ pub(crate) fn run(args: &EvalArgs) -> CliResult {
     // runid is a label, not a value: trec_eval prints it in the summary when asked for.
     let print_runid = specs
         .iter()
-        .any(|s| matches!(*s, "runid" | "all_trec" | "official"));
+        .any(|s| matches!(*s, "runid" | "all_trec" | "official" | "set"));
     specs.retain(|s| *s != "runid");
     let mut evaluator = Evaluator::from_names(&specs)?
         .relevance_level(args.relevance_level)
