@@ -18,12 +18,19 @@ struct Cli {
 enum Command {
     /// Evaluate a TREC run against qrels, printing trec_eval's output format.
     Eval(commands::eval::EvalArgs),
+    /// Lexical BM25 over a BEIR dataset's title + text; writes a TREC run.
+    Bm25(commands::bm25::Bm25Args),
+    /// Inspect saved indexes.
+    #[command(subcommand)]
+    Index(commands::index::IndexCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Eval(args) => commands::eval::run(&args),
+        Command::Bm25(args) => commands::bm25::run(&args),
+        Command::Index(command) => commands::index::run(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

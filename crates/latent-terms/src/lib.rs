@@ -1,4 +1,5 @@
-//! Latent Terms retrieval: one dependency that re-exports the workspace's crates.
+//! Latent Terms retrieval: one dependency that re-exports the workspace's
+//! crates and composes them into the pipeline.
 //!
 //! | module | crate | job |
 //! |---|---|---|
@@ -6,7 +7,12 @@
 //! | [`sparse_index`] | `latent-terms-sparse-index` | inverted lists, BM25, CL-SR |
 //! | [`encoders`] | `latent-terms-encoders` | dense retrievers through ONNX Runtime |
 //! | [`sae`] | `latent-terms-sae` | sparse autoencoder trainers |
+//! | [`lexical`] | this crate | lexical BM25 over a BEIR dataset, as a TREC run |
 
+mod error;
+pub mod lexical;
+
+pub use error::{Error, Result};
 pub use latent_terms_encoders as encoders;
 pub use latent_terms_eval as eval;
 pub use latent_terms_sae as sae;

@@ -1,0 +1,109 @@
+//! Lexical BM25 over a BEIR dataset: the baseline row of every table.
+
+use latent_terms_eval::Run;
+use latent_terms_eval::beir::{BeirDataset, Document, Query};
+use latent_terms_sparse_index::{
+    Analyzer, Index, IndexBuilder, IndexConfig, Scorer, SearchOptions, Vocabulary,
+};
+
+use crate::error::Result;
+
+/// An inverted index over analysed words of `title + " " + text`, with the
+/// analyzer that made it (Unicode words, lowercase, Lucene's English
+/// stopwords, Snowball stemming).
+///
+/// ```
+/// use latent_terms::eval::beir::Document;
+/// use latent_terms::lexical::LexicalIndex;
+/// use latent_terms::sparse_index::Bm25;
+///
+/// let docs = [
+///     Document { id: "a".into(), title: "Otters".into(), text: "River otters swim.".into() },
+///     Document { id: "b".into(), title: "Tapirs".into(), text: "Tapirs browse leaves.".into() },
+/// ];
+/// let index = LexicalIndex::from_documents(docs.into_iter().map(Ok))?;
+/// let hits = index.search("who swims in rivers?", &Bm25::default(), 10)?;
+/// assert_eq!(hits[0].0, "a");
+/// # Ok::<(), latent_terms::Error>(())
+/// ```
+pub struct LexicalIndex {
+    index: Index,
+    analyzer: Analyzer,
+}
+
+impl LexicalIndex {
+    /// Indexes every document of a BEIR dataset's corpus.
+    pub fn build(dataset: &BeirDataset) -> Result<Self> {
+        Self::from_documents(dataset.corpus()?)
+    }
+
+    /// Indexes documents with the English analyzer.
+    pub fn from_documents(
+        docs: impl IntoIterator<Item = latent_terms_eval::Result<Document>>,
+    ) -> Result<Self> {
+        let analyzer = Analyzer::english();
+        let mut vocabulary = Vocabulary::new();
+        let mut builder = IndexBuilder::new(IndexConfig::lexical())?;
+        for doc in docs {
+            let doc = doc?;
+            let vector = vocabulary.add_document(&analyzer, &doc.full_text())?;
+            builder.add(doc.id, &vector)?;
+        }
+        let mut index = builder.build()?;
+        index.set_vocabulary(vocabulary)?;
+        Ok(LexicalIndex { index, analyzer })
+    }
+
+    /// Wraps an index saved earlier (it must carry its vocabulary).
+    pub fn from_index(index: Index) -> Self {
+        LexicalIndex {
+            index,
+            analyzer: Analyzer::english(),
+        }
+    }
+
+    /// The underlying index (statistics, saving, explain).
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// The top `k` documents for a text query: `(external id, score)`.
+    pub fn search<S: Scorer + ?Sized>(
+        &self,
+        text: &str,
+        scorer: &S,
+        k: usize,
+    ) -> Result<Vec<(String, f32)>> {
+        let Some(vocabulary) = self.index.vocabulary() else {
+            return Ok(Vec::new());
+        };
+        let query = vocabulary.query(&self.analyzer, text);
+        let hits = self
+            .index
+            .search(&query, scorer, k, &SearchOptions::default())?;
+        Ok(hits
+            .into_iter()
+            .filter_map(|h| {
+                self.index
+                    .external_id(h.doc)
+                    .map(|id| (id.to_owned(), h.score))
+            })
+            .collect())
+    }
+
+    /// Searches every query and collects a TREC run tagged `tag`.
+    pub fn run<S: Scorer + ?Sized>(
+        &self,
+        queries: &[Query],
+        scorer: &S,
+        k: usize,
+        tag: &str,
+    ) -> Result<Run> {
+        let mut run = Run::new(tag);
+        for q in queries {
+            let hits = self.search(&q.text, scorer, k)?;
+            run.extend_query(&q.id, hits.iter().map(|(d, s)| (d.as_str(), f64::from(*s))))?;
+        }
+        Ok(run)
+    }
+}
