@@ -108,10 +108,10 @@ impl Qrels {
         let mut qrels = Qrels::new();
         // Qrels are usually grouped by query: remember the last one.
         let mut current: Option<usize> = None;
-        while let Some((line_no, line)) = lines.next_line()? {
+        lines.for_each_line(|line_no, line| {
             let mut fields = [""; 4];
             match text::split_fields(line, &mut fields) {
-                0 => continue,
+                0 => return Ok(()),
                 4 => {}
                 found => {
                     return Err(Error::parse(
@@ -144,7 +144,7 @@ impl Qrels {
             current = Some(idx);
             if !qrels.queries[idx].insert(docno, rel) {
                 return Err(Error::parse(
-                    path,
+                    &path,
                     line_no,
                     ParseErrorKind::DuplicateJudgment {
                         qid: qid.to_owned(),
@@ -152,7 +152,8 @@ impl Qrels {
                     },
                 ));
             }
-        }
+            Ok(())
+        })?;
         Ok(qrels)
     }
 

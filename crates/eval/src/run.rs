@@ -228,10 +228,10 @@ impl Run {
         let mut current: Option<usize> = None;
         let mut seen = SeenDocnos::default();
         let mut resumed: FastMap<usize, SeenDocnos> = FastMap::default();
-        while let Some((line_no, line)) = lines.next_line()? {
+        lines.for_each_line(|line_no, line| {
             let mut f = [""; 6];
             match text::split_fields(line, &mut f) {
-                0 => continue,
+                0 => return Ok(()),
                 6 => {}
                 found => {
                     return Err(Error::parse(
@@ -307,7 +307,8 @@ impl Run {
                     ParseErrorKind::TooLarge(format!("query {qid}: {msg}")),
                 )
             })?;
-        }
+            Ok(())
+        })?;
         Ok(run)
     }
 
@@ -438,7 +439,48 @@ fn invalid_id(what: &str, id: &str) -> std::io::Error {
 }
 
 fn parse_score(text: &str) -> Option<f64> {
-    text.parse::<f64>().ok().filter(|s| s.is_finite())
+    plain_decimal(text.as_bytes())
+        .or_else(|| text.parse::<f64>().ok())
+        .filter(|s| s.is_finite())
+}
+
+/// Exact powers of ten representable in an f64.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Clinger's fast path for the common score spelling `[+-]digits[.digits]`:
+/// with at most 15 significant digits the mantissa and the power of ten are
+/// exact f64s, so one IEEE division gives the correctly rounded value, equal
+/// to `str::parse`'s. Anything else returns `None` for the general parser.
+fn plain_decimal(bytes: &[u8]) -> Option<f64> {
+    let (negative, digits) = match bytes.first()? {
+        b'-' => (true, &bytes[1..]),
+        b'+' => (false, &bytes[1..]),
+        _ => (false, bytes),
+    };
+    let (mut mantissa, mut count, mut fraction) = (0u64, 0usize, 0usize);
+    let mut seen_dot = false;
+    for &c in digits {
+        match c {
+            b'0'..=b'9' => {
+                if count == 15 {
+                    return None;
+                }
+                mantissa = mantissa * 10 + u64::from(c - b'0');
+                count += 1;
+                fraction += usize::from(seen_dot);
+            }
+            b'.' if !seen_dot => seen_dot = true,
+            _ => return None,
+        }
+    }
+    if count == 0 {
+        return None;
+    }
+    let value = mantissa as f64 / POW10[fraction];
+    Some(if negative { -value } else { value })
 }
 
 #[cfg(test)]
@@ -451,6 +493,31 @@ mod tests {
         let order: Vec<&str> = run.get("q").unwrap().ranked().map(|(d, _)| d).collect();
         assert_eq!(order, ["d10", "d2", "d1"]);
         assert_eq!(run.tag(), "t");
+    }
+
+    #[test]
+    fn fast_score_parsing_equals_the_standard_parser() {
+        for text in [
+            "0",
+            "-0",
+            "1",
+            "0.1",
+            "-12.3456",
+            "3.",
+            ".5",
+            "+7.25",
+            "123456789012345",
+            "0.000000000000001",
+            "99999.9999999999",
+            "1e5",
+            "1234567890123456",
+            "inf",
+            "-",
+        ] {
+            let fast = parse_score(text);
+            let std = text.parse::<f64>().ok().filter(|s| s.is_finite());
+            assert_eq!(fast.map(f64::to_bits), std.map(f64::to_bits), "{text}");
+        }
     }
 
     #[test]
