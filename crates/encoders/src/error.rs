@@ -1,0 +1,171 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while loading a model, encoding text, writing or
+/// reading an embeddings store, or searching.
+///
+/// Messages name the file involved and, where there is one, the fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+
+    /// A file the model needs is not there.
+    #[error(
+        "{}: missing {what}; run scripts/setup-assets (or point the encoder at a model directory that has it)",
+        path.display()
+    )]
+    MissingModelFile {
+        /// Where the file was expected.
+        path: PathBuf,
+        /// What the file is (`"ONNX graph"`, `"tokenizer"`, ...).
+        what: &'static str,
+    },
+
+    /// A model file is there but cannot be used (bad JSON, unknown pooling, a
+    /// tokenizer that does not fit the graph, ...).
+    #[error("{}: {message}", path.display())]
+    InvalidModelFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// No ONNX Runtime shared library was found.
+    #[error(
+        "ONNX Runtime library not found (looked for {looked_for}); run scripts/setup-assets, \
+         or set ORT_DYLIB_PATH to a libonnxruntime.so of ONNX Runtime 1.31 or later"
+    )]
+    OrtLibraryNotFound {
+        /// The places that were tried, for the message.
+        looked_for: String,
+    },
+
+    /// The ONNX Runtime library exists but could not be loaded.
+    #[error(
+        "could not load ONNX Runtime from {}: {message}; run scripts/setup-assets, or set \
+         ORT_DYLIB_PATH to a libonnxruntime.so of ONNX Runtime 1.31 or later",
+        path.display()
+    )]
+    OrtLoad {
+        /// The library file.
+        path: PathBuf,
+        /// The loader's message.
+        message: String,
+    },
+
+    /// ONNX Runtime reported an error (session creation or inference).
+    #[error("ONNX Runtime error while {context}: {message}")]
+    Ort {
+        /// What the encoder was doing.
+        context: String,
+        /// ONNX Runtime's message.
+        message: String,
+    },
+
+    /// The tokenizer failed on an input.
+    #[error("tokenizer error: {0}")]
+    Tokenizer(String),
+
+    /// An option given to a builder is out of range or inconsistent with the model.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// A text produced no tokens at all (possible only with tokenizers that add no
+    /// special tokens), so it has no embedding.
+    #[error("text {index} of the batch produced no tokens, so it has no embedding")]
+    NoTokens {
+        /// Position of the text in the caller's input.
+        index: usize,
+    },
+
+    /// The model produced (or a store holds) a NaN or infinite value.
+    #[error("non-finite value in embedding row {row} ({context})")]
+    NonFinite {
+        /// Row (position in the caller's input, or in the store).
+        row: usize,
+        /// Where the value came from.
+        context: String,
+    },
+
+    /// Two matrices (or a matrix and a store) disagree on the embedding dimension.
+    #[error("dimension mismatch: expected {expected}, found {found}")]
+    Dimension {
+        /// The dimension that was required.
+        expected: usize,
+        /// The dimension that was given.
+        found: usize,
+    },
+
+    /// The number of ids differs from the number of rows, or a buffer does not
+    /// hold `rows x dim` values.
+    #[error("shape error: {0}")]
+    Shape(String),
+
+    /// A file is not a valid embeddings store.
+    #[error("{}: not a valid embeddings store: {message}", path.display())]
+    InvalidStore {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// A store was written by a different model or configuration than expected.
+    #[error(
+        "{}: the store's {field} is {found:?} but {expected:?} was expected; re-encode the corpus with the same model and settings",
+        path.display()
+    )]
+    MetadataMismatch {
+        /// The store.
+        path: PathBuf,
+        /// The metadata field that differs.
+        field: &'static str,
+        /// The expected value.
+        expected: String,
+        /// The value in the store.
+        found: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn ort(context: impl Into<String>, err: impl std::fmt::Display) -> Self {
+        Error::Ort {
+            context: context.into(),
+            message: err.to_string(),
+        }
+    }
+
+    pub(crate) fn invalid_model(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::InvalidModelFile {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn invalid_store(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::InvalidStore {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
