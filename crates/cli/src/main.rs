@@ -20,6 +20,10 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// Lexical BM25 over a BEIR dataset's title + text; writes a TREC run.
     Bm25(commands::bm25::Bm25Args),
+    /// Encode a BEIR dataset's corpus and queries with a dense retriever.
+    Encode(commands::encode::EncodeArgs),
+    /// Exact dense retrieval over embeddings stores; writes a TREC run.
+    Dense(commands::encode::DenseArgs),
     /// Inspect saved indexes.
     #[command(subcommand)]
     Index(commands::index::IndexCommand),
@@ -31,6 +35,8 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(&args),
         Command::Bm25(args) => commands::bm25::run(&args),
         Command::Index(command) => commands::index::run(&command),
+        Command::Encode(args) => commands::encode::encode(&args),
+        Command::Dense(args) => commands::encode::dense(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,9 @@ pub enum Error {
     /// Building, saving, loading or searching an index.
     #[error(transparent)]
     Index(#[from] latent_terms_sparse_index::IndexError),
+    /// Loading or running a dense encoder, or reading an embeddings store.
+    #[error(transparent)]
+    Encoder(#[from] latent_terms_encoders::Error),
 }
 
 /// Shorthand for results of this crate.

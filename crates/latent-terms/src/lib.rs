@@ -8,7 +8,9 @@
 //! | [`encoders`] | `latent-terms-encoders` | dense retrievers through ONNX Runtime |
 //! | [`sae`] | `latent-terms-sae` | sparse autoencoder trainers |
 //! | [`lexical`] | this crate | lexical BM25 over a BEIR dataset, as a TREC run |
+//! | [`dense`] | this crate | dense retrieval over embeddings stores, as a TREC run |
 
+pub mod dense;
 mod error;
 pub mod lexical;
 

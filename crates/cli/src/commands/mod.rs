@@ -1,8 +1,9 @@
 //! One module per subcommand.
 
 pub(crate) mod bm25;
+pub(crate) mod encode;
 pub(crate) mod eval;
 pub(crate) mod index;
 
 /// Errors surfaced to the user; each subcommand maps its failures into this.
-pub(crate) type CliResult = Result<(), Box<dyn std::error::Error>>;
+pub(crate) type CliResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
