@@ -116,9 +116,8 @@ impl<R: Read> Lines<R> {
             })?;
             let mut line_start = 0;
             // memchr's AVX2 search; `str::split` uses a slower generic one.
-            let ends = memchr::memchr_iter(b'\n', region).chain(
-                (!region.ends_with(b"\n")).then_some(region.len()),
-            );
+            let ends = memchr::memchr_iter(b'\n', region)
+                .chain((!region.ends_with(b"\n")).then_some(region.len()));
             for end in ends {
                 // Cutting at ASCII newlines keeps UTF-8 boundaries intact.
                 let line = &text[line_start..end];
