@@ -265,10 +265,10 @@ impl Run {
                 Some(i) if &*run.queries[i].qid == qid => i,
                 _ => {
                     let idx = run.query_index(qid);
-                    if let Some(prev) = current {
-                        if resumed.contains_key(&prev) {
-                            resumed.insert(prev, std::mem::take(&mut seen));
-                        }
+                    if let Some(prev) = current
+                        && resumed.contains_key(&prev)
+                    {
+                        resumed.insert(prev, std::mem::take(&mut seen));
                     }
                     seen = match resumed.remove(&idx) {
                         Some(s) => s,
