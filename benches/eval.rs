@@ -38,7 +38,7 @@ fn generate(
             let doc = rng.next() % 1_000_000;
             let score = 100.0 - rank as f64 * 0.05 + (rng.next() % 3) as f64 * 0.01;
             let _ = writeln!(run, "q{q} Q0 doc{doc}-{rank} {} {score:.4} bench", rank + 1);
-            if rng.next() % 40 == 0 {
+            if rng.next().is_multiple_of(40) {
                 let _ = writeln!(qrels, "q{q} 0 doc{doc}-{rank} {}", rng.next() % 4);
             }
         }
