@@ -8,23 +8,14 @@
 // criterion's macros generate undocumented items.
 #![allow(missing_docs)]
 
+mod common;
+use common::SplitMix;
+
 use std::fmt::Write as _;
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use latent_terms::eval::{Evaluator, Qrels, Run};
-
-/// A small deterministic generator (SplitMix64), so the bench needs no extra crate.
-struct SplitMix(u64);
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
 
 fn generate(
     queries: usize,

@@ -40,6 +40,9 @@
 // criterion's macros generate undocumented items.
 #![allow(missing_docs)]
 
+mod common;
+use common::SplitMix;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -83,33 +86,6 @@ fn env_usizes(name: &str, default: &str) -> Vec<usize> {
                 .unwrap_or_else(|_| panic!("{name}: '{s}' is not a number"))
         })
         .collect()
-}
-
-/// A small deterministic generator (SplitMix64), so the bench needs no extra crate.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn uniform(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.uniform() * n as f64) as usize
-    }
-
-    /// `0.05 + Exp(1)`: positive, activation-like.
-    fn activation(&mut self) -> f32 {
-        (0.05 - (1.0 - self.uniform()).ln()) as f32
-    }
 }
 
 /// Zipf law over `n` ranks sampled in O(1) with Walker's alias method, ranks mapped to
