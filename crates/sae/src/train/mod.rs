@@ -1,0 +1,706 @@
+//! TopK, BatchTopK and contrastive-KLD trainers on burn: one loop, three selection rules.
+//!
+//! ```no_run
+//! use latent_terms_sae::train::{Backend, TrainConfig, TrainSet, Trainer};
+//! use latent_terms_sae::SaeKind;
+//!
+//! let rows: Vec<f32> = vec![0.1; 384 * 10_000]; // your embeddings, row-major
+//! let set = TrainSet::new(&rows, 384)?;
+//! let config = TrainConfig::new(SaeKind::TopK, 4096, 32);
+//! let outcome = Trainer::new(config, Backend::default_cpu()?)?.train(&set, &mut |_| {})?;
+//! outcome.weights.save("sae.safetensors")?;
+//! # Ok::<(), latent_terms_sae::Error>(())
+//! ```
+
+mod backend;
+mod data;
+mod kld;
+mod optim;
+mod select;
+mod state;
+mod step;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+pub use backend::Backend;
+pub use data::TrainSet;
+pub use kld::KldConfig;
+pub use optim::{Decay, OptimConfig};
+pub use state::TrainState;
+
+use crate::encoder::{EncodeOptions, SaeEncoder};
+use crate::error::{Error, Result};
+use crate::weights::{SaeConfig, SaeKind, SaeWeights};
+use data::Rng;
+use step::{Grads, Params};
+
+/// How the pre-encoder bias `b_dec` starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BiasInit {
+    /// The mean of the training rows.
+    Mean,
+    /// Their geometric median (Weiszfeld), more robust to outliers.
+    GeometricMedian,
+}
+
+/// AuxK dead-latent loss (Gao et al. 2025).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuxConfig {
+    /// Dead latents used to reconstruct the residual per row; `None` means `2k`.
+    pub k_aux: Option<usize>,
+    /// Weight of the (normalised) auxiliary loss; 0 turns it off.
+    pub coef: f32,
+    /// A latent is dead after this many steps without firing.
+    pub dead_after_steps: u32,
+}
+
+impl Default for AuxConfig {
+    fn default() -> Self {
+        AuxConfig { k_aux: None, coef: 1.0 / 16.0, dead_after_steps: 20 }
+    }
+}
+
+/// Everything that defines a training run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Selection rule and loss.
+    pub kind: SaeKind,
+    /// Number of latents.
+    pub d_sae: usize,
+    /// Active latents per vector (per vector on average for BatchTopK).
+    pub k: usize,
+    /// Passes over the training rows.
+    pub epochs: usize,
+    /// Rows per step (plus the KLD group for the KLD trainer).
+    pub batch_size: usize,
+    /// Optimiser.
+    pub optim: OptimConfig,
+    /// AuxK.
+    pub aux: AuxConfig,
+    /// Contrastive KL term (KLD trainer only).
+    pub kld: KldConfig,
+    /// Initial `b_dec`.
+    pub bias_init: BiasInit,
+    /// Fraction of rows held out to measure generalisation (0 for none).
+    pub validation_fraction: f64,
+    /// Seed of every random choice (initialisation, order, sampling).
+    pub seed: u64,
+    /// Record a history entry every this many steps.
+    pub log_every: u64,
+}
+
+impl TrainConfig {
+    /// Defaults for a `kind` SAE with `d_sae` latents and `k` active.
+    pub fn new(kind: SaeKind, d_sae: usize, k: usize) -> Self {
+        TrainConfig {
+            kind,
+            d_sae,
+            k,
+            epochs: 10,
+            batch_size: 1024,
+            optim: OptimConfig::default(),
+            aux: AuxConfig::default(),
+            kld: KldConfig::default(),
+            bias_init: BiasInit::GeometricMedian,
+            validation_fraction: 0.0,
+            seed: 0,
+            log_every: 10,
+        }
+    }
+
+    fn check(&self, d_in: usize) -> Result<()> {
+        SaeConfig::new(self.kind, d_in, self.d_sae, self.k)?;
+        let bad = |m: &str| Err(Error::InvalidConfig(m.into()));
+        if self.batch_size == 0 || self.epochs == 0 {
+            return bad("batch size and epochs must be positive");
+        }
+        if !(0.0..0.5).contains(&self.validation_fraction) {
+            return bad("the validation fraction must be in [0, 0.5)");
+        }
+        if !(self.optim.lr > 0.0 && self.optim.lr.is_finite()) {
+            return bad("the learning rate must be positive");
+        }
+        if self.kind == SaeKind::Kld {
+            self.kld.check()?;
+        }
+        Ok(())
+    }
+
+    fn k_aux(&self) -> usize {
+        self.aux.k_aux.unwrap_or(2 * self.k).min(self.d_sae)
+    }
+}
+
+/// Metrics of one step, as shown live and logged.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepMetrics {
+    /// 1-based step.
+    pub step: u64,
+    /// Total steps of the run.
+    pub total_steps: u64,
+    /// Fractional epoch reached.
+    pub epoch: f64,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Total loss (reconstruction + weighted AuxK + weighted KL).
+    pub loss: f64,
+    /// Mean squared error per coordinate.
+    pub mse: f64,
+    /// Squared error over the data's spread about its mean.
+    pub nmse: f64,
+    /// Mean active latents per row.
+    pub l0: f64,
+    /// Fraction of latents dead (no firing in `dead_after_steps`).
+    pub dead_fraction: f64,
+    /// Normalised AuxK loss (before its weight).
+    pub aux_loss: f64,
+    /// KL term (before its weight); 0 outside the KLD trainer.
+    pub kld: f64,
+    /// Running inference-threshold estimate (BatchTopK).
+    pub threshold: f64,
+    /// Rows per second over the steps since the last report.
+    pub samples_per_s: f64,
+}
+
+/// Quality of the finished SAE, measured with [`SaeEncoder`] (not with training batches).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// NMSE on (a sample of up to 20,000) training rows.
+    pub nmse: f64,
+    /// MSE per coordinate on those rows.
+    pub mse: f64,
+    /// Mean active latents per row at inference (training rule).
+    pub l0: f64,
+    /// NMSE on the held-out rows, when some were held out.
+    pub validation_nmse: Option<f64>,
+    /// Fraction of latents that never fire on those rows.
+    pub dead_fraction: f64,
+    /// Mean training throughput, rows per second.
+    pub samples_per_s: f64,
+    /// Steps run in this call.
+    pub steps: u64,
+    /// Wall time of this call, seconds.
+    pub seconds: f64,
+}
+
+/// What a training run returns.
+#[derive(Clone, Debug)]
+pub struct TrainOutcome {
+    /// The trained SAE (with its threshold for BatchTopK).
+    pub weights: SaeWeights,
+    /// Optimiser and dead-latent state, to resume from.
+    pub state: TrainState,
+    /// Every `log_every`-th step's metrics, and the last.
+    pub history: Vec<StepMetrics>,
+    /// Final quality.
+    pub summary: Summary,
+}
+
+/// Where and how often to write checkpoints during training.
+#[derive(Clone, Debug)]
+pub struct CheckpointPolicy {
+    /// The checkpoint path (`SAE.safetensors`); the resume state goes beside it.
+    pub path: PathBuf,
+    /// Write every this many steps (and at the end).
+    pub every_steps: u64,
+}
+
+/// Trains sparse autoencoders on one burn device.
+#[derive(Debug)]
+pub struct Trainer {
+    config: TrainConfig,
+    device: Device,
+    checkpoints: Option<CheckpointPolicy>,
+    step_limit: Option<u64>,
+}
+
+struct Run<'a> {
+    set: &'a TrainSet<'a>,
+    train_rows: Vec<usize>,
+    validation_rows: Vec<usize>,
+    spread: f64,
+    steps_per_epoch: u64,
+    total_steps: u64,
+}
+
+impl Trainer {
+    /// A trainer for `config` on `backend`.
+    pub fn new(config: TrainConfig, backend: Backend) -> Result<Self> {
+        Ok(Trainer { config, device: backend.device()?, checkpoints: None, step_limit: None })
+    }
+
+    /// Writes checkpoints (weights + resume state) during training.
+    pub fn with_checkpoints(mut self, policy: CheckpointPolicy) -> Self {
+        self.checkpoints = Some(policy);
+        self
+    }
+
+    /// Stops after `steps` steps in one call (the schedule still spans all epochs), so a
+    /// run can be split across calls with [`Trainer::resume`].
+    pub fn with_step_limit(mut self, steps: u64) -> Self {
+        self.step_limit = Some(steps);
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Trains a new SAE on `set`, calling `observe` after every step.
+    pub fn train(&self, set: &TrainSet<'_>, observe: &mut dyn FnMut(&StepMetrics)) -> Result<TrainOutcome> {
+        let run = self.plan(set)?;
+        let weights = self.initial_weights(&run);
+        let state = TrainState::fresh(&weights);
+        self.run(&run, weights, state, observe)
+    }
+
+    /// Continues the run saved at `checkpoint` (weights and the state file beside it).
+    /// The configuration must match the saved one except for `epochs`, which may grow.
+    pub fn resume(
+        &self,
+        set: &TrainSet<'_>,
+        checkpoint: &Path,
+        observe: &mut dyn FnMut(&StepMetrics),
+    ) -> Result<TrainOutcome> {
+        let run = self.plan(set)?;
+        let weights = SaeWeights::load(checkpoint)?;
+        let state = TrainState::load(&state::state_path(checkpoint), &weights)?;
+        let saved: TrainConfig = serde_json::from_value(
+            weights.config.metadata.get("train").cloned().unwrap_or_default(),
+        )
+        .map_err(|e| Error::checkpoint(checkpoint, format!("no usable training config: {e}")))?;
+        let comparable = |c: &TrainConfig| TrainConfig { epochs: 0, ..c.clone() };
+        if comparable(&saved) != comparable(&self.config) {
+            return Err(Error::InvalidConfig(
+                "the resume configuration differs from the checkpoint's (only epochs may change)".into(),
+            ));
+        }
+        if weights.config.d_in != set.dim() {
+            return Err(Error::DimensionMismatch { expected: weights.config.d_in, got: set.dim() });
+        }
+        self.run(&run, weights, state, observe)
+    }
+
+    fn plan<'a>(&self, set: &'a TrainSet<'a>) -> Result<Run<'a>> {
+        let c = &self.config;
+        c.check(set.dim())?;
+        if c.kind == SaeKind::Kld && set.pairs.is_empty() {
+            return Err(Error::Pairs("the KLD trainer needs query → document pairs".into()));
+        }
+        let mut order = data::epoch_order(set.len(), c.seed, u64::MAX);
+        let held = (set.len() as f64 * c.validation_fraction) as usize;
+        let validation_rows = order.split_off(set.len() - held);
+        let train_rows = order;
+        let centre = data::mean(set, &train_rows);
+        let spread = data::spread(set, &train_rows, &centre);
+        let steps_per_epoch = (train_rows.len() / c.batch_size.min(train_rows.len())).max(1) as u64;
+        Ok(Run {
+            set,
+            train_rows,
+            validation_rows,
+            spread: spread.max(1e-12),
+            steps_per_epoch,
+            total_steps: steps_per_epoch * c.epochs as u64,
+        })
+    }
+
+    fn initial_weights(&self, run: &Run<'_>) -> SaeWeights {
+        let c = &self.config;
+        let (d, m) = (run.set.dim(), c.d_sae);
+        let mut rng = Rng::new(c.seed);
+        let mut w_dec: Vec<f32> = (0..m * d).map(|_| rng.symmetric()).collect();
+        for row in w_dec.chunks_mut(d) {
+            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            row.iter_mut().for_each(|v| *v /= norm);
+        }
+        // The encoder starts as the decoder's transpose.
+        let mut w_enc = vec![0.0; d * m];
+        for j in 0..m {
+            for i in 0..d {
+                w_enc[i * m + j] = w_dec[j * d + i];
+            }
+        }
+        let sample: Vec<usize> = run.train_rows.iter().copied().take(20_000).collect();
+        let b_dec = match c.bias_init {
+            BiasInit::Mean => data::mean(run.set, &sample),
+            BiasInit::GeometricMedian => data::geometric_median(run.set, &sample, 30),
+        };
+        let mut config = SaeConfig::new(c.kind, d, m, c.k).unwrap_or_else(|_| unreachable!("checked in plan"));
+        config.metadata.insert("train".into(), serde_json::to_value(c).unwrap_or_default());
+        SaeWeights { config, w_enc, b_enc: vec![0.0; m], w_dec, b_dec }
+    }
+
+    fn run(
+        &self,
+        run: &Run<'_>,
+        weights: SaeWeights,
+        mut state: TrainState,
+        observe: &mut dyn FnMut(&StepMetrics),
+    ) -> Result<TrainOutcome> {
+        let c = &self.config;
+        let dev = &self.device;
+        let mut params = to_device(&weights, dev);
+        let mut moments = state.moments_on(dev);
+        let started = Instant::now();
+        let first_step = state.step;
+        let mut history = Vec::new();
+        let mut window = (Instant::now(), 0usize);
+        let batch = c.batch_size.min(run.train_rows.len());
+        let mut order_epoch = u64::MAX;
+        let mut order = Vec::new();
+        let stop = run.total_steps.min(first_step.saturating_add(self.step_limit.unwrap_or(u64::MAX)));
+        while state.step < stop {
+            let step = state.step;
+            let epoch = step / run.steps_per_epoch;
+            if epoch != order_epoch {
+                order = data::epoch_order(run.train_rows.len(), c.seed, epoch);
+                order_epoch = epoch;
+            }
+            let pos = (step % run.steps_per_epoch) as usize * batch;
+            let mut rows: Vec<usize> = order[pos..pos + batch].iter().map(|&i| run.train_rows[i]).collect();
+            let group = if c.kind == SaeKind::Kld {
+                let mut rng = Rng::new(c.seed ^ step.wrapping_mul(0x2545_F491_4F6C_DD1D));
+                Some(kld::sample_group(&run.set.pairs, &c.kld, &mut rng, &mut rows))
+            } else {
+                None
+            };
+            let lr = c.optim.lr_at(step, run.total_steps);
+            let mut metrics = self.step(run, &mut params, &mut moments, &mut state, &rows, group.as_ref(), lr)?;
+            state.step += 1;
+            window.1 += rows.len();
+            metrics.step = state.step;
+            metrics.total_steps = run.total_steps;
+            metrics.epoch = state.step as f64 / run.steps_per_epoch as f64;
+            metrics.lr = lr;
+            metrics.samples_per_s = window.1 as f64 / window.0.elapsed().as_secs_f64().max(1e-9);
+            metrics.threshold = state.threshold().unwrap_or(0.0) as f64;
+            if state.step % c.log_every.max(1) == 0 || state.step == run.total_steps {
+                history.push(metrics.clone());
+                window = (Instant::now(), 0);
+            }
+            observe(&metrics);
+            if let Some(p) = &self.checkpoints {
+                if state.step % p.every_steps.max(1) == 0 && state.step < run.total_steps {
+                    let w = from_device(&params, &weights, &state)?;
+                    state.sync_moments(&moments)?;
+                    save_checkpoint(&p.path, &w, &state)?;
+                }
+            }
+        }
+        let weights = from_device(&params, &weights, &state)?;
+        state.sync_moments(&moments)?;
+        if let Some(p) = &self.checkpoints {
+            save_checkpoint(&p.path, &weights, &state)?;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let steps = state.step - first_step;
+        let mut summary = summarise(&weights, run)?;
+        summary.steps = steps;
+        summary.seconds = seconds;
+        summary.samples_per_s = steps as f64 * batch as f64 / seconds.max(1e-9);
+        Ok(TrainOutcome { weights, state, history, summary })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &self,
+        run: &Run<'_>,
+        params: &mut Params,
+        moments: &mut state::DeviceMoments,
+        state: &mut TrainState,
+        rows: &[usize],
+        group: Option<&kld::Group>,
+        lr: f64,
+    ) -> Result<StepMetrics> {
+        let c = &self.config;
+        let dev = &self.device;
+        let (d, m, r) = (run.set.dim(), c.d_sae, rows.len());
+        let x = Tensor::<2>::from_data(TensorData::new(run.set.gather(rows), [r, d]), dev);
+        let (pre, centred) = step::pre_activations(params, &x);
+        let pre_host = read(pre)?;
+        let dead = state.dead_mask(c.aux.dead_after_steps);
+        let n_dead = dead.iter().filter(|&&b| b).count();
+        let aux = (c.aux.coef > 0.0 && n_dead > 0).then_some((dead.as_slice(), c.k_aux()));
+        let (main, aux_pattern) = match c.kind {
+            SaeKind::TopK | SaeKind::Kld => select::top_k(&pre_host, m, c.k, aux),
+            SaeKind::BatchTopK => {
+                let (p, a, cut) = select::batch_top_k(&pre_host, m, c.k, aux);
+                state.observe_threshold(cut);
+                (p, a)
+            }
+        };
+        drop(pre_host);
+        state.mark_fired(&main.latents);
+        let mut grads = Grads::zeros(params);
+        // No positive pre-activation in the whole batch leaves only the bias to learn.
+        let dp = step::upload(&main, params, dev);
+        let decoded = match &dp {
+            Some(dp) => step::decode(dp, r, d, dev),
+            None => Tensor::<2>::zeros([r, d], dev),
+        };
+        let x_hat = decoded + params.b_dec.clone().unsqueeze_dim(0);
+        let err = x_hat.clone() - x.clone();
+        let se = scalar(err.clone().square().sum())?;
+        let mut g = err.mul_scalar(2.0 / r as f64);
+        let mut loss = se / r as f64;
+        let mut kld_value = 0.0;
+        if let Some(group) = group {
+            let (value, g_kld) = kld::loss_and_grad(group, &x, &x_hat, &c.kld, r, dev)?;
+            kld_value = value;
+            loss += f64::from(c.kld.coef) * value;
+            g = g + g_kld;
+        }
+        grads.b_dec = g.clone().sum_dim(0).reshape([d]);
+        if let Some(dp) = &dp {
+            step::backward(dp, &g, &centred, params, &mut grads);
+        }
+        let mut aux_loss = 0.0;
+        if let Some(ap) = step::upload(&aux_pattern, params, dev) {
+            // AuxK: dead latents reconstruct the (detached) residual, normalised by its spread.
+            let residual = x - x_hat;
+            let centre = residual.clone().mean_dim(0);
+            let denom = scalar((residual.clone() - centre).square().sum())?.max(1e-12);
+            let e_hat = step::decode(&ap, r, d, dev);
+            let diff = e_hat - residual;
+            aux_loss = scalar(diff.clone().square().sum())? / denom;
+            loss += f64::from(c.aux.coef) * aux_loss;
+            let g_aux = diff.mul_scalar(2.0 * f64::from(c.aux.coef) / denom);
+            step::backward(&ap, &g_aux, &centred, params, &mut grads);
+        }
+        if !loss.is_finite() {
+            return Err(Error::Diverged { step: state.step });
+        }
+        grads.w_dec = step::project_decoder_grad(&params.w_dec, grads.w_dec);
+        if let Some(clip) = c.optim.clip_norm {
+            let norm = grads.norm_squared().sqrt();
+            if norm > clip {
+                grads = grads.scale(clip / norm);
+            }
+        }
+        let t = state.step + 1;
+        let o = &c.optim;
+        params.w_enc = moments.w_enc.update(o, lr, t, params.w_enc.clone(), grads.w_enc);
+        params.b_enc = moments.b_enc.update(o, lr, t, params.b_enc.clone(), grads.b_enc);
+        params.w_dec = step::unit_rows(moments.w_dec.update(o, lr, t, params.w_dec.clone(), grads.w_dec));
+        params.b_dec = moments.b_dec.update(o, lr, t, params.b_dec.clone(), grads.b_dec);
+        Ok(StepMetrics {
+            loss,
+            mse: se / (r * d) as f64,
+            nmse: se / r as f64 / run.spread,
+            l0: main.len() as f64 / r as f64,
+            dead_fraction: n_dead as f64 / m as f64,
+            aux_loss,
+            kld: kld_value,
+            ..StepMetrics::default()
+        })
+    }
+}
+
+pub(crate) fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.into_data().try_into_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))
+}
+
+fn scalar(t: Tensor<1>) -> Result<f64> {
+    let v = read(t)?;
+    v.first().map(|&x| f64::from(x)).ok_or_else(|| Error::Backend("empty reduction".into()))
+}
+
+fn to_device(w: &SaeWeights, dev: &Device) -> Params {
+    let (d, m) = (w.config.d_in, w.config.d_sae);
+    let w_enc_rows = transpose(&w.w_enc, d, m);
+    Params {
+        w_enc: Tensor::from_data(TensorData::new(w_enc_rows, [m, d]), dev),
+        b_enc: Tensor::from_data(TensorData::new(w.b_enc.clone(), [m]), dev),
+        w_dec: Tensor::from_data(TensorData::new(w.w_dec.clone(), [m, d]), dev),
+        b_dec: Tensor::from_data(TensorData::new(w.b_dec.clone(), [d]), dev),
+    }
+}
+
+fn from_device(p: &Params, template: &SaeWeights, state: &TrainState) -> Result<SaeWeights> {
+    let (d, m) = (template.config.d_in, template.config.d_sae);
+    let mut config = template.config.clone();
+    config.threshold = state.threshold();
+    config.metadata.insert("steps".into(), serde_json::json!(state.step));
+    Ok(SaeWeights {
+        config,
+        w_enc: transpose(&read(p.w_enc.clone())?, m, d),
+        b_enc: read(p.b_enc.clone())?,
+        w_dec: read(p.w_dec.clone())?,
+        b_dec: read(p.b_dec.clone())?,
+    })
+}
+
+/// `[rows, cols]` → `[cols, rows]`, row-major.
+pub(crate) fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; a.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = a[r * cols + c];
+        }
+    }
+    out
+}
+
+fn save_checkpoint(path: &Path, weights: &SaeWeights, state: &TrainState) -> Result<()> {
+    weights.save(path)?;
+    state.save(&state::state_path(path))
+}
+
+fn summarise(weights: &SaeWeights, run: &Run<'_>) -> Result<Summary> {
+    let sae = SaeEncoder::new(weights.clone())?;
+    let options = match weights.config.kind {
+        SaeKind::BatchTopK if weights.config.threshold.is_some() => EncodeOptions::stored_threshold(None),
+        _ => EncodeOptions::top_k(weights.config.k),
+    };
+    let measure = |idx: &[usize]| -> Result<(f64, f64, Vec<bool>)> {
+        let rows = run.set.gather(idx);
+        let codes = sae.encode(&rows, &options)?;
+        let back = sae.decode(&codes);
+        let se: f64 = rows.iter().zip(&back).map(|(a, b)| f64::from(a - b).powi(2)).sum();
+        let mut fired = vec![false; weights.config.d_sae];
+        codes.iter().flat_map(|c| &c.indices).for_each(|&j| fired[j as usize] = true);
+        let l0 = codes.iter().map(|c| c.len()).sum::<usize>() as f64 / idx.len().max(1) as f64;
+        Ok((se / idx.len().max(1) as f64, l0, fired))
+    };
+    let sample: Vec<usize> = run.train_rows.iter().copied().take(20_000).collect();
+    let (se, l0, fired) = measure(&sample)?;
+    let validation_nmse = if run.validation_rows.is_empty() {
+        None
+    } else {
+        let centre = data::mean(run.set, &run.validation_rows);
+        let spread = data::spread(run.set, &run.validation_rows, &centre).max(1e-12);
+        Some(measure(&run.validation_rows)?.0 / spread)
+    };
+    Ok(Summary {
+        nmse: se / run.spread,
+        mse: se / run.set.dim() as f64,
+        l0,
+        validation_nmse,
+        dead_fraction: fired.iter().filter(|&&f| !f).count() as f64 / fired.len() as f64,
+        ..Summary::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(n: usize, d: usize, seed: u64) -> Vec<f32> {
+        let mut rng = Rng::new(seed);
+        (0..n * d).map(|_| rng.symmetric()).collect()
+    }
+
+    fn small(kind: SaeKind) -> TrainConfig {
+        let mut c = TrainConfig::new(kind, 64, 4);
+        c.epochs = 4;
+        c.batch_size = 64;
+        c.optim.warmup_steps = 5;
+        c.log_every = 1;
+        c
+    }
+
+    /// The burn-free encoder against a forward pass written only with burn ops (device
+    /// matmul, burn's own top-k, dense decode).
+    #[test]
+    fn sae_encoder_matches_the_burn_forward_pass() {
+        let data = rows(500, 16, 1);
+        let set = TrainSet::new(&data, 16).unwrap();
+        let backend = Backend::default_cpu().unwrap();
+        let out = Trainer::new(small(SaeKind::TopK), backend).unwrap().train(&set, &mut |_| {}).unwrap();
+        let w = &out.weights;
+        let dev = backend.device().unwrap();
+        let params = to_device(w, &dev);
+        let x = Tensor::<2>::from_data(TensorData::new(data.clone(), [500, 16]), &dev);
+        let (pre, _) = step::pre_activations(&params, &x);
+        let (vals, idx) = pre.topk_with_indices(w.config.k, 1);
+        let vals = vals.clamp_min(0.0);
+        let code = Tensor::<2>::zeros([500, 64], &dev).scatter(1, idx.clone(), vals.clone(), burn::tensor::IndexingUpdateOp::Add);
+        let x_hat = code.matmul(params.w_dec.clone()) + params.b_dec.clone().unsqueeze_dim(0);
+        let burn_vals = read(vals).unwrap();
+        let burn_idx: Vec<i64> = idx.into_data().try_into_vec::<i64>().unwrap_or_else(|_| vec![]);
+        let burn_hat = read(x_hat).unwrap();
+
+        let sae = SaeEncoder::new(w.clone()).unwrap();
+        let codes = sae.encode(&data, &EncodeOptions::top_k(w.config.k)).unwrap();
+        let ours_hat = sae.decode(&codes);
+        for (r, code) in codes.iter().enumerate() {
+            for j in 0..w.config.k {
+                let (latent, v) = (burn_idx[r * w.config.k + j], burn_vals[r * w.config.k + j]);
+                let ours = code.iter().find(|&(i, _)| i as i64 == latent).map_or(0.0, |(_, v)| v);
+                assert!((ours - v).abs() <= 1e-5, "row {r} latent {latent}: {ours} vs {v}");
+            }
+        }
+        for (a, b) in ours_hat.iter().zip(&burn_hat) {
+            assert!((a - b).abs() <= 1e-5, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn resuming_continues_the_same_run() {
+        let data = rows(640, 8, 2);
+        let set = TrainSet::new(&data, 8).unwrap();
+        let backend = Backend::default_cpu().unwrap();
+        let config = small(SaeKind::BatchTopK);
+        let straight = Trainer::new(config.clone(), backend).unwrap().train(&set, &mut |_| {}).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sae.safetensors");
+        let policy = CheckpointPolicy { path: path.clone(), every_steps: 1000 };
+        let first = Trainer::new(config.clone(), backend)
+            .unwrap()
+            .with_checkpoints(policy.clone())
+            .with_step_limit(17)
+            .train(&set, &mut |_| {})
+            .unwrap();
+        assert_eq!(first.state.step, 17);
+        let resumed = Trainer::new(config, backend)
+            .unwrap()
+            .with_checkpoints(policy)
+            .resume(&set, &path, &mut |_| {})
+            .unwrap();
+        assert_eq!(resumed.state.step, straight.state.step);
+        assert_eq!(resumed.weights.config.threshold, straight.weights.config.threshold);
+        for (a, b) in resumed.weights.w_dec.iter().zip(&straight.weights.w_dec) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn kld_trainer_needs_pairs_and_runs_with_them() {
+        let data = rows(400, 8, 3);
+        let set = TrainSet::new(&data, 8).unwrap();
+        let backend = Backend::default_cpu().unwrap();
+        let trainer = Trainer::new(small(SaeKind::Kld), backend).unwrap();
+        assert!(matches!(trainer.train(&set, &mut |_| {}), Err(Error::Pairs(_))));
+        let pairs = (0..40).map(|q| (q, vec![100 + q, 200 + q, 300 + q])).collect();
+        let set = set.with_pairs(pairs).unwrap();
+        let mut kls = Vec::new();
+        let out = trainer.train(&set, &mut |m| kls.push(m.kld)).unwrap();
+        assert!(kls.iter().all(|k| k.is_finite() && *k >= -1e-6));
+        assert!(kls.iter().any(|&k| k > 0.0));
+        assert!(out.summary.nmse.is_finite());
+    }
+
+    #[test]
+    fn bad_settings_are_typed_errors() {
+        let data = rows(100, 8, 4);
+        let set = TrainSet::new(&data, 8).unwrap();
+        let backend = Backend::default_cpu().unwrap();
+        let mut c = small(SaeKind::TopK);
+        c.k = 64;
+        assert!(matches!(Trainer::new(c, backend).unwrap().train(&set, &mut |_| {}), Err(Error::InvalidConfig(_))));
+        let mut c = small(SaeKind::TopK);
+        c.optim.lr = 1e9;
+        c.optim.clip_norm = None;
+        c.aux.coef = 0.0;
+        // A huge learning rate must end in a typed error or finite weights, never a panic.
+        if let Ok(out) = Trainer::new(c, backend).unwrap().train(&set, &mut |_| {}) {
+            assert!(out.weights.validate().is_ok());
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! AdamW with linear warm-up then cosine or linear decay, and global-norm clipping.
+//!
+//! Written over burn tensors rather than through `burn::optim` because the trainer computes
+//! its gradients analytically (to exploit the sparsity of the code, see `step.rs`) and
+//! edits them (decoder projection) before the update; `burn::optim` expects gradients from
+//! burn's autodiff graph.
+
+use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+/// Learning-rate decay after warm-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decay {
+    /// Half-cosine from the peak rate down to `min_lr_fraction × peak`.
+    Cosine,
+    /// Straight line down to `min_lr_fraction × peak`.
+    Linear,
+    /// Constant at the peak rate.
+    Constant,
+}
+
+/// Optimiser settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OptimConfig {
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Linear warm-up steps from 0 to the peak.
+    pub warmup_steps: u64,
+    /// Decay after warm-up.
+    pub decay: Decay,
+    /// Final rate as a fraction of the peak.
+    pub min_lr_fraction: f64,
+    /// Adam β₁.
+    pub beta1: f64,
+    /// Adam β₂.
+    pub beta2: f64,
+    /// Adam ε.
+    pub eps: f64,
+    /// Decoupled weight decay (AdamW); 0 for plain Adam.
+    pub weight_decay: f64,
+    /// Clip the global gradient norm to this value.
+    pub clip_norm: Option<f64>,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        OptimConfig {
+            lr: 5e-4,
+            warmup_steps: 100,
+            decay: Decay::Cosine,
+            min_lr_fraction: 0.05,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 6.25e-10,
+            weight_decay: 0.0,
+            clip_norm: Some(1.0),
+        }
+    }
+}
+
+impl OptimConfig {
+    /// The learning rate at `step` (0-based) of `total` steps.
+    pub fn lr_at(&self, step: u64, total: u64) -> f64 {
+        if step < self.warmup_steps {
+            return self.lr * (step + 1) as f64 / self.warmup_steps as f64;
+        }
+        let span = total.saturating_sub(self.warmup_steps).max(1) as f64;
+        let t = ((step - self.warmup_steps) as f64 / span).min(1.0);
+        let floor = self.lr * self.min_lr_fraction;
+        match self.decay {
+            Decay::Constant => self.lr,
+            Decay::Linear => floor + (self.lr - floor) * (1.0 - t),
+            Decay::Cosine => floor + (self.lr - floor) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()),
+        }
+    }
+}
+
+/// Adam moments of one parameter.
+#[derive(Clone, Debug)]
+pub(crate) struct Moments<const D: usize> {
+    pub(crate) m: Tensor<D>,
+    pub(crate) v: Tensor<D>,
+}
+
+impl<const D: usize> Moments<D> {
+    pub(crate) fn zeros_like(p: &Tensor<D>) -> Self {
+        Moments { m: p.zeros_like(), v: p.zeros_like() }
+    }
+
+    /// One AdamW update of `param` with gradient `grad` at 1-based step `t`.
+    pub(crate) fn update(&mut self, cfg: &OptimConfig, lr: f64, t: u64, param: Tensor<D>, grad: Tensor<D>) -> Tensor<D> {
+        let (b1, b2) = (cfg.beta1, cfg.beta2);
+        self.m = self.m.clone().mul_scalar(b1) + grad.clone().mul_scalar(1.0 - b1);
+        self.v = self.v.clone().mul_scalar(b2) + grad.square().mul_scalar(1.0 - b2);
+        let bias1 = 1.0 - b1.powi(t as i32);
+        let bias2 = 1.0 - b2.powi(t as i32);
+        // lr·m̂/(√v̂ + ε) with the bias corrections folded into two scalars.
+        let step = self.m.clone().div(self.v.clone().sqrt().add_scalar(cfg.eps * bias2.sqrt()));
+        let step_size = lr * bias2.sqrt() / bias1;
+        let param = if cfg.weight_decay > 0.0 { param.mul_scalar(1.0 - lr * cfg.weight_decay) } else { param };
+        param - step.mul_scalar(step_size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_warms_up_then_decays() {
+        let cfg = OptimConfig { warmup_steps: 10, ..OptimConfig::default() };
+        assert!((cfg.lr_at(0, 100) - cfg.lr / 10.0).abs() < 1e-12);
+        assert!((cfg.lr_at(9, 100) - cfg.lr).abs() < 1e-12);
+        assert!((cfg.lr_at(10, 100) - cfg.lr).abs() < 1e-12);
+        let end = cfg.lr_at(100, 100);
+        assert!((end - cfg.lr * cfg.min_lr_fraction).abs() < 1e-12);
+        let mid = cfg.lr_at(55, 100);
+        assert!(mid < cfg.lr && mid > end);
+        let lin = OptimConfig { decay: Decay::Linear, ..cfg.clone() };
+        assert!((lin.lr_at(55, 100) - (end + (cfg.lr - end) * 0.5)).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,379 @@
+//! SAE weights, their configuration, and the checkpoint file format.
+//!
+//! A checkpoint is one safetensors file with SAELens' tensor names and shapes:
+//!
+//! | tensor      | shape          | meaning                                         |
+//! |-------------|----------------|-------------------------------------------------|
+//! | `W_enc`     | [d_in, d_sae]  | encoder                                         |
+//! | `b_enc`     | [d_sae]        | encoder bias                                    |
+//! | `W_dec`     | [d_sae, d_in]  | decoder, one unit-norm row per latent           |
+//! | `b_dec`     | [d_in]         | pre-encoder / decoder bias                      |
+//! | `threshold` | [d_sae]        | activation threshold (BatchTopK inference)      |
+//!
+//! The safetensors header's `__metadata__` holds `cfg` (the [`SaeConfig`] as JSON,
+//! SAELens field names) and `crc32`, a CRC-32 of the tensor bytes in the order above,
+//! so a truncated or bit-flipped file is refused instead of silently misbehaving.
+//! [`SaeWeights::save`] also writes the same JSON next to the file as `<stem>.cfg.json`
+//! for Python users (`safetensors.torch.load_file` + `json.load`).
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// How a trained SAE chose its active latents during training.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SaeKind {
+    /// The k largest pre-activations of each vector.
+    TopK,
+    /// The `batch × k` largest pre-activations of the whole batch (Bussmann et al. 2024).
+    BatchTopK,
+    /// TopK trained with MSE plus a contrastive KL term (Kang et al. 2025).
+    Kld,
+}
+
+impl SaeKind {
+    /// The name used on the command line and in files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SaeKind::TopK => "topk",
+            SaeKind::BatchTopK => "batchtopk",
+            SaeKind::Kld => "kld",
+        }
+    }
+}
+
+impl std::str::FromStr for SaeKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "topk" => Ok(SaeKind::TopK),
+            "batchtopk" => Ok(SaeKind::BatchTopK),
+            "kld" => Ok(SaeKind::Kld),
+            other => Err(Error::InvalidConfig(format!(
+                "unknown SAE kind {other:?}; expected topk, batchtopk or kld"
+            ))),
+        }
+    }
+}
+
+/// The configuration stored with every checkpoint (`cfg`), with SAELens' field names
+/// where SAELens has one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SaeConfig {
+    /// SAELens architecture: `topk` for TopK and KLD SAEs, `jumprelu` for BatchTopK
+    /// (whose inference rule is a threshold, which SAELens' JumpReLU applies).
+    pub architecture: String,
+    /// Input (embedding) width.
+    pub d_in: usize,
+    /// Number of latents.
+    pub d_sae: usize,
+    /// Element type of the tensors (always `float32`).
+    pub dtype: String,
+    /// SAELens: subtract `b_dec` from the input before encoding (always true here).
+    pub apply_b_dec_to_input: bool,
+    /// SAELens: input normalisation (always `none`: embeddings are used as given).
+    pub normalize_activations: String,
+    /// Training k (active latents per vector).
+    pub k: usize,
+    /// How the SAE was trained.
+    pub kind: SaeKind,
+    /// Global inference threshold (mean k-th activation over training), if estimated.
+    pub threshold: Option<f32>,
+    /// Free-form provenance: training settings, data, steps.
+    #[serde(default)]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+impl SaeConfig {
+    /// A configuration for a new SAE.
+    pub fn new(kind: SaeKind, d_in: usize, d_sae: usize, k: usize) -> Result<Self> {
+        if d_in == 0 || d_sae == 0 {
+            return Err(Error::InvalidConfig("d_in and the latent count must be positive".into()));
+        }
+        if k == 0 || k >= d_sae {
+            return Err(Error::InvalidConfig(format!(
+                "k must be in 1..{d_sae} (fewer than the latent count), got {k}"
+            )));
+        }
+        let architecture = match kind {
+            SaeKind::BatchTopK => "jumprelu",
+            SaeKind::TopK | SaeKind::Kld => "topk",
+        };
+        Ok(SaeConfig {
+            architecture: architecture.into(),
+            d_in,
+            d_sae,
+            dtype: "float32".into(),
+            apply_b_dec_to_input: true,
+            normalize_activations: "none".into(),
+            k,
+            kind,
+            threshold: None,
+            metadata: serde_json::Map::new(),
+        })
+    }
+
+    /// The cfg JSON, with SAELens' `activation_fn_kwargs` spelled out for its loaders.
+    pub fn to_json(&self) -> String {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("activation_fn_kwargs".into(), serde_json::json!({ "k": self.k }));
+            obj.insert("model_name".into(), serde_json::json!("latent-terms"));
+        }
+        serde_json::to_string_pretty(&v).unwrap_or_default()
+    }
+}
+
+/// The parameters of a sparse autoencoder, as plain row-major `f32` arrays.
+///
+/// `h = act(W_encᵀ·(x − b_dec) + b_enc)`, `x̂ = W_decᵀ·h + b_dec`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SaeWeights {
+    /// Configuration (shapes, kind, threshold).
+    pub config: SaeConfig,
+    /// Encoder, `[d_in, d_sae]` row-major.
+    pub w_enc: Vec<f32>,
+    /// Encoder bias, `[d_sae]`.
+    pub b_enc: Vec<f32>,
+    /// Decoder, `[d_sae, d_in]` row-major: row `i` is latent `i`'s direction.
+    pub w_dec: Vec<f32>,
+    /// Pre-encoder and decoder bias, `[d_in]`.
+    pub b_dec: Vec<f32>,
+}
+
+const TENSORS: [&str; 5] = ["W_enc", "b_enc", "W_dec", "b_dec", "threshold"];
+
+impl SaeWeights {
+    /// Checks that every array has the shape its configuration says and holds finite values.
+    pub fn validate(&self) -> Result<()> {
+        let c = &self.config;
+        if c.d_in == 0 || c.d_sae == 0 {
+            return Err(Error::InvalidConfig("d_in and d_sae must be positive".into()));
+        }
+        let matrix = c.d_in.checked_mul(c.d_sae).ok_or_else(|| {
+            Error::InvalidConfig(format!("d_in {} × d_sae {} overflows", c.d_in, c.d_sae))
+        })?;
+        let shapes = [
+            ("W_enc", self.w_enc.len(), matrix),
+            ("b_enc", self.b_enc.len(), c.d_sae),
+            ("W_dec", self.w_dec.len(), matrix),
+            ("b_dec", self.b_dec.len(), c.d_in),
+        ];
+        for (name, got, want) in shapes {
+            if got != want {
+                return Err(Error::InvalidConfig(format!(
+                    "{name} has {got} values, expected {want} for d_in {} and d_sae {}",
+                    c.d_in, c.d_sae
+                )));
+            }
+        }
+        if c.k == 0 || c.k >= c.d_sae {
+            return Err(Error::InvalidConfig(format!("k {} is not below d_sae {}", c.k, c.d_sae)));
+        }
+        for (name, data) in [
+            ("W_enc", &self.w_enc),
+            ("b_enc", &self.b_enc),
+            ("W_dec", &self.w_dec),
+            ("b_dec", &self.b_dec),
+        ] {
+            if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+                return Err(Error::InvalidConfig(format!("{name}[{i}] is not finite")));
+            }
+        }
+        if c.threshold.is_some_and(|t| !t.is_finite()) {
+            return Err(Error::InvalidConfig("the threshold is not finite".into()));
+        }
+        Ok(())
+    }
+
+    fn threshold_tensor(&self) -> Vec<f32> {
+        vec![self.config.threshold.unwrap_or(0.0); self.config.d_sae]
+    }
+
+    /// Writes the checkpoint atomically to `path`, and the cfg JSON to `<stem>.cfg.json`.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        self.validate()?;
+        let c = &self.config;
+        let threshold = self.threshold_tensor();
+        let arrays: [(&[f32], Vec<usize>); 5] = [
+            (&self.w_enc, vec![c.d_in, c.d_sae]),
+            (&self.b_enc, vec![c.d_sae]),
+            (&self.w_dec, vec![c.d_sae, c.d_in]),
+            (&self.b_dec, vec![c.d_in]),
+            (&threshold, vec![c.d_sae]),
+        ];
+        let bytes: Vec<Vec<u8>> = arrays.iter().map(|(a, _)| f32_bytes(a)).collect();
+        let mut crc = crc32fast::Hasher::new();
+        bytes.iter().for_each(|b| crc.update(b));
+        let cfg = c.to_json();
+        let metadata = HashMap::from([
+            ("cfg".to_string(), cfg.clone()),
+            ("crc32".to_string(), format!("{:08x}", crc.finalize())),
+            ("format".to_string(), "latent-terms-sae/1".to_string()),
+        ]);
+        let mut views = Vec::with_capacity(5);
+        for ((name, (_, shape)), data) in TENSORS.iter().zip(&arrays).zip(&bytes) {
+            let view = TensorView::new(Dtype::F32, shape.clone(), data)
+                .map_err(|e| Error::checkpoint(path, e.to_string()))?;
+            views.push((*name, view));
+        }
+        let serialized = safetensors::serialize(views, Some(metadata))
+            .map_err(|e| Error::checkpoint(path, e.to_string()))?;
+        write_atomic(path, &serialized)?;
+        write_atomic(&cfg_path(path), cfg.as_bytes())
+    }
+
+    /// Reads and verifies a checkpoint written by [`SaeWeights::save`].
+    ///
+    /// Refuses, with [`Error::Checkpoint`], a file that is truncated, fails its checksum,
+    /// or whose tensors do not have the shapes its configuration states.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::from_bytes(&bytes).map_err(|reason| Error::checkpoint(path, reason))
+    }
+
+    /// Parses a checkpoint from memory; the error says what is wrong.
+    pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
+        let (_, header) =
+            safetensors::SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
+        let meta = header.metadata().as_ref().ok_or("no __metadata__ (cfg, crc32)")?;
+        let cfg_json = meta.get("cfg").ok_or("no cfg in __metadata__")?;
+        let config: SaeConfig =
+            serde_json::from_str(cfg_json).map_err(|e| format!("cfg JSON: {e}"))?;
+        let want_crc = meta.get("crc32").ok_or("no crc32 in __metadata__")?.clone();
+        let tensors = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+        let (d_in, d_sae) = (config.d_in, config.d_sae);
+        let shapes = [vec![d_in, d_sae], vec![d_sae], vec![d_sae, d_in], vec![d_in], vec![d_sae]];
+        let mut crc = crc32fast::Hasher::new();
+        let mut arrays = Vec::with_capacity(5);
+        for (name, shape) in TENSORS.iter().zip(shapes) {
+            let t = tensors.tensor(name).map_err(|e| format!("{name}: {e}"))?;
+            if t.dtype() != Dtype::F32 {
+                return Err(format!("{name} is {:?}, expected F32", t.dtype()));
+            }
+            if t.shape() != shape.as_slice() {
+                return Err(format!("{name} has shape {:?}, cfg says {shape:?}", t.shape()));
+            }
+            crc.update(t.data());
+            arrays.push(bytes_f32(t.data()));
+        }
+        let got_crc = format!("{:08x}", crc.finalize());
+        if got_crc != want_crc {
+            return Err(format!("checksum mismatch (stored {want_crc}, computed {got_crc})"));
+        }
+        let mut it = arrays.into_iter();
+        let mut next = || it.next().unwrap_or_default();
+        let weights = SaeWeights {
+            config,
+            w_enc: next(),
+            b_enc: next(),
+            w_dec: next(),
+            b_dec: next(),
+        };
+        weights.validate().map_err(|e| e.to_string())?;
+        Ok(weights)
+    }
+}
+
+/// `<dir>/<stem>.cfg.json` for a checkpoint at `<dir>/<stem>.safetensors`.
+pub fn cfg_path(checkpoint: &Path) -> PathBuf {
+    let stem = checkpoint.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    checkpoint.with_file_name(format!("{stem}.cfg.json"))
+}
+
+pub(crate) fn f32_bytes(data: &[f32]) -> Vec<u8> {
+    data.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+pub(crate) fn bytes_f32(data: &[u8]) -> Vec<f32> {
+    data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+/// Writes `bytes` to a temporary file next to `path`, syncs, and renames it over `path`.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn tiny(kind: SaeKind) -> SaeWeights {
+        let config = SaeConfig::new(kind, 3, 4, 2).unwrap();
+        SaeWeights {
+            config,
+            w_enc: (0..12).map(|i| i as f32 * 0.1 - 0.5).collect(),
+            b_enc: vec![0.0, 0.1, -0.1, 0.2],
+            w_dec: (0..12).map(|i| (i as f32 * 0.37).sin()).collect(),
+            b_dec: vec![0.01, -0.02, 0.03],
+        }
+    }
+
+    #[test]
+    fn save_then_load_is_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sae.safetensors");
+        let mut w = tiny(SaeKind::BatchTopK);
+        w.config.threshold = Some(0.25);
+        w.save(&path).unwrap();
+        assert_eq!(SaeWeights::load(&path).unwrap(), w);
+        let cfg: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(dir.path().join("sae.cfg.json")).unwrap())
+                .unwrap();
+        assert_eq!(cfg["architecture"], "jumprelu");
+        assert_eq!(cfg["d_sae"], 4);
+        assert_eq!(cfg["activation_fn_kwargs"]["k"], 2);
+    }
+
+    #[test]
+    fn corrupted_and_truncated_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sae.safetensors");
+        tiny(SaeKind::TopK).save(&path).unwrap();
+        let good = fs::read(&path).unwrap();
+        let mut flipped = good.clone();
+        let last = flipped.len() - 3;
+        flipped[last] ^= 0x40;
+        let err = SaeWeights::from_bytes(&flipped).unwrap_err();
+        assert!(err.contains("checksum"), "{err}");
+        for cut in [0, 7, 100, good.len() - 1] {
+            assert!(SaeWeights::from_bytes(&good[..cut]).is_err(), "cut at {cut}");
+        }
+        fs::write(&path, &good[..good.len() / 2]).unwrap();
+        assert!(matches!(SaeWeights::load(&path), Err(Error::Checkpoint { .. })));
+    }
+
+    #[test]
+    fn configs_out_of_range_are_refused() {
+        assert!(SaeConfig::new(SaeKind::TopK, 8, 16, 16).is_err());
+        assert!(SaeConfig::new(SaeKind::TopK, 8, 16, 0).is_err());
+        assert!(SaeConfig::new(SaeKind::TopK, 0, 16, 4).is_err());
+        let mut w = tiny(SaeKind::TopK);
+        w.w_dec[3] = f32::NAN;
+        assert!(w.validate().is_err());
+    }
+}
