@@ -623,7 +623,7 @@ mod tests {
         let code = Tensor::<2>::zeros([500, 64], &dev).scatter(1, idx.clone(), vals.clone(), burn::tensor::IndexingUpdateOp::Add);
         let x_hat = code.matmul(params.w_dec.clone()) + params.b_dec.clone().unsqueeze_dim(0);
         let burn_vals = read(vals).unwrap();
-        let burn_idx: Vec<i64> = idx.into_data().try_into_vec::<i64>().unwrap_or_else(|_| vec![]);
+        let burn_idx: Vec<i64> = read(idx.float()).unwrap().into_iter().map(|v| v as i64).collect();
         let burn_hat = read(x_hat).unwrap();
 
         let sae = SaeEncoder::new(w.clone()).unwrap();
