@@ -27,6 +27,10 @@ enum Command {
     /// Inspect saved indexes.
     #[command(subcommand)]
     Index(commands::index::IndexCommand),
+    /// The whole Latent Terms pipeline on a BEIR dataset, with the report.
+    Run(commands::run::RunArgs),
+    /// Write a LIMIT-style collection of any size as a BEIR directory.
+    LimitGen(commands::run::LimitGenArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +41,8 @@ fn main() -> ExitCode {
         Command::Index(command) => commands::index::run(&command),
         Command::Encode(args) => commands::encode::encode(&args),
         Command::Dense(args) => commands::encode::dense(&args),
+        Command::Run(args) => commands::run::run(&args),
+        Command::LimitGen(args) => commands::run::limit_gen(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

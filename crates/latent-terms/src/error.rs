@@ -13,6 +13,30 @@ pub enum Error {
     /// Loading or running a dense encoder, or reading an embeddings store.
     #[error(transparent)]
     Encoder(#[from] latent_terms_encoders::Error),
+    /// A pipeline config file that does not parse or holds impossible values.
+    #[error("pipeline config: {0}")]
+    Config(String),
+    /// Inputs that do not fit together (ids without embeddings, bad generator sizes, …).
+    #[error("{0}")]
+    Invalid(String),
+    /// Reading or writing a file of the pipeline (cache, report).
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
 }
 
 /// Shorthand for results of this crate.

@@ -1,0 +1,307 @@
+//! The pipeline's settings: a JSON file whose every field has a default.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Every setting of [`run`](crate::pipeline::run). Deserialised from JSON; missing fields
+/// take their defaults, unknown fields are an error (so a typo does not pass silently).
+///
+/// ```
+/// use latent_terms::pipeline::PipelineConfig;
+///
+/// let config = PipelineConfig::from_json(r#"{"sae": {"d_sae": 2048}, "inference": {"doc_k": 128}}"#)?;
+/// assert_eq!(config.sae.d_sae, 2048);
+/// assert_eq!(config.sae.k, 64);
+/// assert_eq!(config.inference.doc_k, 128);
+/// # Ok::<(), latent_terms::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Dense encoder settings.
+    pub encoder: EncoderSettings,
+    /// SAE training settings.
+    pub sae: SaeSettings,
+    /// Inference (encoding into latents) settings used when nothing is tuned.
+    pub inference: InferenceSettings,
+    /// Scoring settings used when nothing is tuned.
+    pub scoring: ScoringSettings,
+    /// Parameter search on a training or held-out split.
+    pub tuning: TuningSettings,
+    /// Train the SAE on the dataset's query embeddings too (all splits: texts only,
+    /// no relevance labels).
+    pub train_on_queries: bool,
+    /// Further embeddings stores (e.g. other collections' `out/emb/<name>.safetensors`
+    /// and `extra-queries.queries.safetensors`) whose rows join the SAE training set.
+    /// They must come from the same model as the dataset's embeddings.
+    pub extra_training_stores: Vec<PathBuf>,
+    /// The qrels split evaluated in the report (`qrels/<split>.tsv`).
+    pub test_split: String,
+    /// Documents retrieved per query by every method.
+    pub depth: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            encoder: EncoderSettings::default(),
+            sae: SaeSettings::default(),
+            inference: InferenceSettings::default(),
+            scoring: ScoringSettings::default(),
+            tuning: TuningSettings::default(),
+            train_on_queries: true,
+            extra_training_stores: Vec::new(),
+            test_split: "test".into(),
+            depth: 1000,
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// Parses a JSON config.
+    pub fn from_json(text: &str) -> Result<Self> {
+        serde_json::from_str(text).map_err(|e| Error::Config(e.to_string()))
+    }
+
+    /// Reads a JSON config file.
+    pub fn from_path(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_json(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// The config as pretty JSON (what the report records).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Checks the values that would otherwise fail deep inside a stage.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(m));
+        if self.sae.d_sae == 0 || self.sae.k == 0 || self.sae.k > self.sae.d_sae {
+            return bad(format!(
+                "sae: need 0 < k <= d_sae, got k {} and d_sae {}",
+                self.sae.k, self.sae.d_sae
+            ));
+        }
+        if self.inference.doc_k == 0 || self.inference.query_k == 0 {
+            return bad("inference: doc_k and query_k must be positive".into());
+        }
+        if self.depth == 0 {
+            return bad("depth must be positive".into());
+        }
+        if !["clsr", "lt-bm25", "clsr-dot"].contains(&self.scoring.hybrid_latent.as_str()) {
+            return bad(format!(
+                "scoring.hybrid_latent must be clsr, lt-bm25 or clsr-dot, got {:?}",
+                self.scoring.hybrid_latent
+            ));
+        }
+        if self.tuning.doc_k.contains(&0) || self.tuning.query_k.contains(&0) {
+            return bad("tuning: inference k candidates must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// The largest inference k any stage can ask for (documents, queries).
+    pub fn max_inference_k(&self) -> (usize, usize) {
+        let doc = self
+            .tuning
+            .doc_k
+            .iter()
+            .copied()
+            .chain([self.inference.doc_k])
+            .max();
+        let query = self
+            .tuning
+            .query_k
+            .iter()
+            .copied()
+            .chain([self.inference.query_k])
+            .max();
+        (doc.unwrap_or(1), query.unwrap_or(1))
+    }
+}
+
+/// Dense encoder settings (the model itself is a directory given on the command line).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EncoderSettings {
+    /// Texts per inference batch.
+    pub batch_size: usize,
+    /// ONNX Runtime intra-op threads.
+    pub threads: usize,
+}
+
+impl Default for EncoderSettings {
+    fn default() -> Self {
+        EncoderSettings {
+            batch_size: 32,
+            threads: 2,
+        }
+    }
+}
+
+/// SAE training settings (TopK with AuxK by default).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SaeSettings {
+    /// `topk` or `batchtopk`.
+    pub kind: String,
+    /// Latents.
+    pub d_sae: usize,
+    /// Active latents per vector during training.
+    pub k: usize,
+    /// Passes over the training rows.
+    pub epochs: usize,
+    /// Rows per step.
+    pub batch_size: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// AuxK weight (0 turns AuxK off).
+    pub aux_coef: f32,
+    /// Fraction of training rows held out to report validation NMSE.
+    pub validation_fraction: f64,
+    /// Seed of every random choice.
+    pub seed: u64,
+}
+
+impl Default for SaeSettings {
+    fn default() -> Self {
+        SaeSettings {
+            kind: "topk".into(),
+            d_sae: 4096,
+            k: 64,
+            epochs: 30,
+            batch_size: 512,
+            lr: 5e-4,
+            aux_coef: 1.0 / 16.0,
+            validation_fraction: 0.05,
+            seed: 0,
+        }
+    }
+}
+
+/// How embeddings become latent terms at inference.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InferenceSettings {
+    /// Top-k latents kept per document (may exceed the training k).
+    pub doc_k: usize,
+    /// Top-k latents kept per query.
+    pub query_k: usize,
+}
+
+impl Default for InferenceSettings {
+    fn default() -> Self {
+        InferenceSettings {
+            doc_k: 128,
+            query_k: 128,
+        }
+    }
+}
+
+/// Scorer parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScoringSettings {
+    /// CL-SR document saturation.
+    pub clsr_k1: f32,
+    /// CL-SR length normalisation.
+    pub clsr_b: f32,
+    /// CL-SR query saturation.
+    pub clsr_k2: f32,
+    /// BM25-over-latents saturation.
+    pub lt_bm25_k1: f32,
+    /// BM25-over-latents length normalisation.
+    pub lt_bm25_b: f32,
+    /// The latent method fused with lexical BM25 in the hybrid rows when nothing is
+    /// tuned: `clsr`, `lt-bm25` or `clsr-dot`.
+    pub hybrid_latent: String,
+    /// RRF constant.
+    pub rrf_k: f64,
+    /// Weight of the latent run in `hybrid-linear` (min-max normalised scores);
+    /// lexical BM25 gets `1 − weight`.
+    pub linear_weight: f64,
+}
+
+impl Default for ScoringSettings {
+    fn default() -> Self {
+        ScoringSettings {
+            clsr_k1: 0.6,
+            clsr_b: 0.75,
+            clsr_k2: 1.5,
+            lt_bm25_k1: 0.9,
+            lt_bm25_b: 0.4,
+            hybrid_latent: "clsr".into(),
+            rrf_k: 60.0,
+            linear_weight: 0.5,
+        }
+    }
+}
+
+/// Grid search of inference k and scorer parameters on a split other than the test split.
+/// Skipped (the defaults are used, and the report says so) when the dataset has no
+/// such split.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TuningSettings {
+    /// Turn tuning on.
+    pub enabled: bool,
+    /// Splits tried in order (`qrels/<split>.tsv`); the first present one is used.
+    /// Queries also judged in the test split are removed from it.
+    pub splits: Vec<String>,
+    /// At most this many tuning queries (the first ones by id), to bound the cost.
+    pub max_queries: usize,
+    /// Document top-k candidates.
+    pub doc_k: Vec<usize>,
+    /// Query top-k candidates.
+    pub query_k: Vec<usize>,
+    /// CL-SR k1 candidates.
+    pub clsr_k1: Vec<f32>,
+    /// CL-SR b candidates (at most 1).
+    pub clsr_b: Vec<f32>,
+    /// CL-SR k2 candidates.
+    pub clsr_k2: Vec<f32>,
+    /// BM25-over-latents k1 candidates.
+    pub lt_bm25_k1: Vec<f32>,
+    /// BM25-over-latents b candidates.
+    pub lt_bm25_b: Vec<f32>,
+    /// `hybrid-linear` latent-weight candidates.
+    pub linear_weight: Vec<f64>,
+}
+
+impl Default for TuningSettings {
+    fn default() -> Self {
+        TuningSettings {
+            enabled: true,
+            splits: vec!["train".into(), "dev".into()],
+            max_queries: 400,
+            doc_k: vec![64, 128, 256, 512],
+            query_k: vec![64, 128, 256, 512],
+            clsr_k1: vec![0.3, 0.6, 1.2],
+            clsr_b: vec![0.5, 0.75, 1.0],
+            clsr_k2: vec![0.5, 1.5, 5.0],
+            lt_bm25_k1: vec![0.5, 0.9, 1.5],
+            lt_bm25_b: vec![0.2, 0.4, 0.75],
+            linear_weight: vec![0.3, 0.5, 0.7],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_and_typos_fail() {
+        let config = PipelineConfig::default();
+        let back = PipelineConfig::from_json(&config.to_json()).unwrap();
+        assert_eq!(back, config);
+        assert!(PipelineConfig::from_json(r#"{"sae": {"d_sea": 5}}"#).is_err());
+        assert!(PipelineConfig::from_json("{}").unwrap().validate().is_ok());
+        let bad = PipelineConfig::from_json(r#"{"sae": {"k": 9000}}"#).unwrap();
+        assert!(bad.validate().is_err());
+    }
+}
