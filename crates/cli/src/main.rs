@@ -27,6 +27,9 @@ enum Command {
     /// Inspect saved indexes.
     #[command(subcommand)]
     Index(commands::index::IndexCommand),
+    /// Train sparse autoencoders and encode embeddings into latents.
+    #[command(subcommand)]
+    Sae(commands::sae::SaeCommand),
     /// The whole Latent Terms pipeline on a BEIR dataset, with the report.
     Run(commands::run::RunArgs),
     /// Write a LIMIT-style collection of any size as a BEIR directory.
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
         Command::Index(command) => commands::index::run(&command),
         Command::Encode(args) => commands::encode::encode(&args),
         Command::Dense(args) => commands::encode::dense(&args),
+        Command::Sae(command) => commands::sae::run(&command),
         Command::Run(args) => commands::run::run(&args),
         Command::LimitGen(args) => commands::run::limit_gen(&args),
     };

@@ -13,6 +13,12 @@ pub enum Error {
     /// Loading or running a dense encoder, or reading an embeddings store.
     #[error(transparent)]
     Encoder(#[from] latent_terms_encoders::Error),
+    /// Training, loading or running a sparse autoencoder.
+    #[error(transparent)]
+    Sae(#[from] latent_terms_sae::Error),
+    /// Drawing a chart.
+    #[error("plot: {0}")]
+    Plot(String),
     /// A pipeline config file that does not parse or holds impossible values.
     #[error("pipeline config: {0}")]
     Config(String),

@@ -9,12 +9,14 @@
 //! | [`sae`] | `latent-terms-sae` | sparse autoencoder trainers |
 //! | [`lexical`] | this crate | lexical BM25 over a BEIR dataset, as a TREC run |
 //! | [`dense`] | this crate | dense retrieval over embeddings stores, as a TREC run |
+//! | [`plot`] | this crate | PNG line charts (loss curves, Zipf plots) |
 //! | [`pipeline`] | this crate | encode → SAE → latent-term index → evaluate, with the report |
 
 pub mod dense;
 mod error;
 pub mod lexical;
 pub mod pipeline;
+pub mod plot;
 
 pub use error::{Error, Result};
 pub use latent_terms_encoders as encoders;

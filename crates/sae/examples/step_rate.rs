@@ -45,7 +45,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut s = 7u64;
     let mut rows: Vec<f32> = (0..n * d)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
         })
         .collect();
@@ -68,13 +70,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         stamps.push(Instant::now());
         l0 = metrics.l0;
     })?;
-    let times: Vec<f64> = stamps.windows(2).skip(warmup as usize).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
+    let times: Vec<f64> = stamps
+        .windows(2)
+        .skip(warmup as usize)
+        .map(|w| (w[1] - w[0]).as_secs_f64())
+        .collect();
     let step_s = median(times);
 
     // The device's own GEMM at the encoder's shape, in the same process.
     let dev = backend.device()?;
     let x = Tensor::<2>::from_data(TensorData::new(rows[..b * d].to_vec(), [b, d]), &dev);
-    let w = Tensor::<2>::from_data(TensorData::new(rows[..d * m.min(n)].to_vec(), [d, m.min(n)]), &dev);
+    let w = Tensor::<2>::from_data(
+        TensorData::new(rows[..d * m.min(n)].to_vec(), [d, m.min(n)]),
+        &dev,
+    );
     let mut gemm = Vec::new();
     for _ in 0..7 {
         let t = Instant::now();

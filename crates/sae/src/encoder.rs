@@ -34,7 +34,10 @@ impl SparseCode {
 
     /// `(latent, activation)` pairs in latent order.
     pub fn iter(&self) -> impl Iterator<Item = (u32, f32)> + '_ {
-        self.indices.iter().copied().zip(self.values.iter().copied())
+        self.indices
+            .iter()
+            .copied()
+            .zip(self.values.iter().copied())
     }
 }
 
@@ -62,12 +65,18 @@ pub struct EncodeOptions {
 impl EncodeOptions {
     /// Top-`k` encoding without a cap.
     pub fn top_k(k: usize) -> Self {
-        EncodeOptions { activation: Activation::TopK(k), cap: None }
+        EncodeOptions {
+            activation: Activation::TopK(k),
+            cap: None,
+        }
     }
 
     /// Threshold encoding with the SAE's stored threshold, capped at `cap` latents if given.
     pub fn stored_threshold(cap: Option<usize>) -> Self {
-        EncodeOptions { activation: Activation::StoredThreshold, cap }
+        EncodeOptions {
+            activation: Activation::StoredThreshold,
+            cap,
+        }
     }
 }
 
@@ -128,7 +137,10 @@ impl SaeEncoder {
     fn check_input(&self, rows: &[f32]) -> Result<()> {
         let d = self.d_in();
         if rows.len() % d != 0 {
-            return Err(Error::DimensionMismatch { expected: d, got: rows.len() % d });
+            return Err(Error::DimensionMismatch {
+                expected: d,
+                got: rows.len() % d,
+            });
         }
         check_rows("the embeddings", rows, d)
     }
@@ -184,7 +196,11 @@ impl SaeEncoder {
     fn rule(&self, options: &EncodeOptions) -> Result<Rule> {
         let m = self.d_sae();
         let cap = match options.cap {
-            Some(0) => return Err(Error::InvalidConfig("the per-vector cap must be positive".into())),
+            Some(0) => {
+                return Err(Error::InvalidConfig(
+                    "the per-vector cap must be positive".into(),
+                ));
+            }
             Some(c) => c.min(m),
             None => m,
         };
@@ -192,13 +208,22 @@ impl SaeEncoder {
             Activation::TopK(k) if k == 0 || k > m => Err(Error::InvalidConfig(format!(
                 "inference k must be in 1..={m}, got {k}"
             ))),
-            Activation::TopK(k) => Ok(Rule { keep: k.min(cap), threshold: 0.0 }),
+            Activation::TopK(k) => Ok(Rule {
+                keep: k.min(cap),
+                threshold: 0.0,
+            }),
             Activation::Threshold(t) if !t.is_finite() => {
                 Err(Error::InvalidConfig("the threshold is not finite".into()))
             }
-            Activation::Threshold(t) => Ok(Rule { keep: cap, threshold: t.max(0.0) }),
+            Activation::Threshold(t) => Ok(Rule {
+                keep: cap,
+                threshold: t.max(0.0),
+            }),
             Activation::StoredThreshold => match self.weights.config.threshold {
-                Some(t) => Ok(Rule { keep: cap, threshold: t.max(0.0) }),
+                Some(t) => Ok(Rule {
+                    keep: cap,
+                    threshold: t.max(0.0),
+                }),
                 None => Err(Error::InvalidConfig(
                     "this SAE has no stored threshold (train it as batchtopk); use top-k".into(),
                 )),
@@ -213,14 +238,16 @@ impl SaeEncoder {
         let d = self.d_in();
         let w = &self.weights;
         let mut out = vec![0.0; codes.len() * d];
-        out.par_chunks_mut(d).zip(codes.par_iter()).for_each(|(row, code)| {
-            row.copy_from_slice(&w.b_dec);
-            for (i, v) in code.iter() {
-                if let Some(dir) = w.w_dec.get(i as usize * d..(i as usize + 1) * d) {
-                    row.iter_mut().zip(dir).for_each(|(o, x)| *o += v * x);
+        out.par_chunks_mut(d)
+            .zip(codes.par_iter())
+            .for_each(|(row, code)| {
+                row.copy_from_slice(&w.b_dec);
+                for (i, v) in code.iter() {
+                    if let Some(dir) = w.w_dec.get(i as usize * d..(i as usize + 1) * d) {
+                        row.iter_mut().zip(dir).for_each(|(o, x)| *o += v * x);
+                    }
                 }
-            }
-        });
+            });
         out
     }
 }
@@ -258,7 +285,9 @@ mod tests {
     fn random_sae(d: usize, m: usize, seed: u64) -> SaeWeights {
         let mut s = seed;
         let mut next = move || {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
         };
         SaeWeights {
@@ -273,7 +302,12 @@ mod tests {
     fn naive_pre(w: &SaeWeights, x: &[f32]) -> Vec<f32> {
         let (d, m) = (w.config.d_in, w.config.d_sae);
         (0..m)
-            .map(|j| w.b_enc[j] + (0..d).map(|i| (x[i] - w.b_dec[i]) * w.w_enc[i * m + j]).sum::<f32>())
+            .map(|j| {
+                w.b_enc[j]
+                    + (0..d)
+                        .map(|i| (x[i] - w.b_dec[i]) * w.w_enc[i * m + j])
+                        .sum::<f32>()
+            })
             .collect()
     }
 
@@ -281,7 +315,9 @@ mod tests {
     fn encoding_matches_a_naive_implementation() {
         let w = random_sae(7, 300, 1);
         let sae = SaeEncoder::new(w.clone()).unwrap();
-        let rows: Vec<f32> = (0..7 * 301).map(|i| ((i * 31 % 17) as f32 - 8.0) / 8.0).collect();
+        let rows: Vec<f32> = (0..7 * 301)
+            .map(|i| ((i * 31 % 17) as f32 - 8.0) / 8.0)
+            .collect();
         let codes = sae.encode(&rows, &EncodeOptions::top_k(5)).unwrap();
         assert_eq!(codes.len(), 301);
         for (x, code) in rows.chunks(7).zip(&codes) {
@@ -302,9 +338,15 @@ mod tests {
         let mut w = random_sae(5, 64, 2);
         w.config.threshold = Some(0.2);
         let sae = SaeEncoder::new(w).unwrap();
-        let rows: Vec<f32> = (0..5 * 10).map(|i| ((i * 7 % 11) as f32 - 5.0) / 3.0).collect();
-        let all = sae.encode(&rows, &EncodeOptions::stored_threshold(None)).unwrap();
-        let capped = sae.encode(&rows, &EncodeOptions::stored_threshold(Some(3))).unwrap();
+        let rows: Vec<f32> = (0..5 * 10)
+            .map(|i| ((i * 7 % 11) as f32 - 5.0) / 3.0)
+            .collect();
+        let all = sae
+            .encode(&rows, &EncodeOptions::stored_threshold(None))
+            .unwrap();
+        let capped = sae
+            .encode(&rows, &EncodeOptions::stored_threshold(Some(3)))
+            .unwrap();
         let pre = sae.pre_activations(&rows).unwrap();
         for ((a, c), p) in all.iter().zip(&capped).zip(pre.chunks(64)) {
             assert_eq!(a.len(), p.iter().filter(|&&v| v > 0.2).count());
@@ -334,14 +376,20 @@ mod tests {
         ));
         assert!(sae.encode(&[0.0; 4], &EncodeOptions::top_k(0)).is_err());
         assert!(sae.encode(&[0.0; 4], &EncodeOptions::top_k(17)).is_err());
-        assert!(sae.encode(&[0.0; 4], &EncodeOptions::stored_threshold(None)).is_err());
+        assert!(
+            sae.encode(&[0.0; 4], &EncodeOptions::stored_threshold(None))
+                .is_err()
+        );
     }
 
     #[test]
     fn decode_is_the_decoder_affine_map() {
         let w = random_sae(6, 20, 4);
         let sae = SaeEncoder::new(w.clone()).unwrap();
-        let code = SparseCode { indices: vec![2, 9], values: vec![0.5, 2.0] };
+        let code = SparseCode {
+            indices: vec![2, 9],
+            values: vec![0.5, 2.0],
+        };
         let out = sae.decode(std::slice::from_ref(&code));
         for i in 0..6 {
             let want = w.b_dec[i] + 0.5 * w.w_dec[2 * 6 + i] + 2.0 * w.w_dec[9 * 6 + i];

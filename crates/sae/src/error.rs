@@ -26,7 +26,9 @@ pub enum Error {
         reason: String,
     },
     /// A value is NaN or infinite where finite numbers are required.
-    #[error("{what} holds a non-finite value (NaN or Inf) at row {row}, column {col}; clean the input first")]
+    #[error(
+        "{what} holds a non-finite value (NaN or Inf) at row {row}, column {col}; clean the input first"
+    )]
     NonFinite {
         /// Which input.
         what: &'static str,
@@ -65,11 +67,17 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     pub(crate) fn checkpoint(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
-        Error::Checkpoint { path: path.into(), reason: reason.into() }
+        Error::Checkpoint {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -82,7 +90,11 @@ pub(crate) fn check_rows(what: &'static str, data: &[f32], dim: usize) -> Result
         });
     }
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-        return Err(Error::NonFinite { what, row: i / dim, col: i % dim });
+        return Err(Error::NonFinite {
+            what,
+            row: i / dim,
+            col: i % dim,
+        });
     }
     Ok(())
 }

@@ -123,8 +123,10 @@ impl Latents {
             .chunks_exact(8)
             .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()) as usize)
             .collect();
-        let indices: Vec<u32> =
-            indices.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let indices: Vec<u32> = indices
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         let values = bytes_f32(&values);
         if indptr.len() != ids.len() + 1 || indices.len() != values.len() {
             return Err("indptr, ids, indices and values disagree in length".into());
@@ -133,13 +135,21 @@ impl Latents {
         for w in indptr.windows(2) {
             let (a, b) = (w[0], w[1]);
             if a > b || b > values.len() {
-                return Err(format!("indptr is not monotone within 0..={}", values.len()));
+                return Err(format!(
+                    "indptr is not monotone within 0..={}",
+                    values.len()
+                ));
             }
-            let code = SparseCode { indices: indices[a..b].to_vec(), values: values[a..b].to_vec() };
+            let code = SparseCode {
+                indices: indices[a..b].to_vec(),
+                values: values[a..b].to_vec(),
+            };
             if code.indices.windows(2).any(|p| p[0] >= p[1])
                 || code.indices.iter().any(|&i| i as usize >= d_sae)
             {
-                return Err(format!("a row's latent ids are not ascending below d_sae {d_sae}"));
+                return Err(format!(
+                    "a row's latent ids are not ascending below d_sae {d_sae}"
+                ));
             }
             codes.push(code);
         }
@@ -162,9 +172,15 @@ mod tests {
             d_sae: 10,
             ids: vec!["a".into(), "b b".into(), "c".into()],
             codes: vec![
-                SparseCode { indices: vec![1, 7], values: vec![0.5, 1.5] },
+                SparseCode {
+                    indices: vec![1, 7],
+                    values: vec![0.5, 1.5],
+                },
                 SparseCode::default(),
-                SparseCode { indices: vec![9], values: vec![2.0] },
+                SparseCode {
+                    indices: vec![9],
+                    values: vec![2.0],
+                },
             ],
         };
         latents.save(&path).unwrap();

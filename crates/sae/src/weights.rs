@@ -95,7 +95,9 @@ impl SaeConfig {
     /// A configuration for a new SAE.
     pub fn new(kind: SaeKind, d_in: usize, d_sae: usize, k: usize) -> Result<Self> {
         if d_in == 0 || d_sae == 0 {
-            return Err(Error::InvalidConfig("d_in and the latent count must be positive".into()));
+            return Err(Error::InvalidConfig(
+                "d_in and the latent count must be positive".into(),
+            ));
         }
         if k == 0 || k >= d_sae {
             return Err(Error::InvalidConfig(format!(
@@ -124,7 +126,10 @@ impl SaeConfig {
     pub fn to_json(&self) -> String {
         let mut v = serde_json::to_value(self).unwrap_or_default();
         if let Some(obj) = v.as_object_mut() {
-            obj.insert("activation_fn_kwargs".into(), serde_json::json!({ "k": self.k }));
+            obj.insert(
+                "activation_fn_kwargs".into(),
+                serde_json::json!({ "k": self.k }),
+            );
             obj.insert("model_name".into(), serde_json::json!("latent-terms"));
         }
         serde_json::to_string_pretty(&v).unwrap_or_default()
@@ -155,7 +160,9 @@ impl SaeWeights {
     pub fn validate(&self) -> Result<()> {
         let c = &self.config;
         if c.d_in == 0 || c.d_sae == 0 {
-            return Err(Error::InvalidConfig("d_in and d_sae must be positive".into()));
+            return Err(Error::InvalidConfig(
+                "d_in and d_sae must be positive".into(),
+            ));
         }
         let matrix = c.d_in.checked_mul(c.d_sae).ok_or_else(|| {
             Error::InvalidConfig(format!("d_in {} × d_sae {} overflows", c.d_in, c.d_sae))
@@ -175,7 +182,10 @@ impl SaeWeights {
             }
         }
         if c.k == 0 || c.k >= c.d_sae {
-            return Err(Error::InvalidConfig(format!("k {} is not below d_sae {}", c.k, c.d_sae)));
+            return Err(Error::InvalidConfig(format!(
+                "k {} is not below d_sae {}",
+                c.k, c.d_sae
+            )));
         }
         for (name, data) in [
             ("W_enc", &self.w_enc),
@@ -245,14 +255,23 @@ impl SaeWeights {
     pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
         let (_, header) =
             safetensors::SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
-        let meta = header.metadata().as_ref().ok_or("no __metadata__ (cfg, crc32)")?;
+        let meta = header
+            .metadata()
+            .as_ref()
+            .ok_or("no __metadata__ (cfg, crc32)")?;
         let cfg_json = meta.get("cfg").ok_or("no cfg in __metadata__")?;
         let config: SaeConfig =
             serde_json::from_str(cfg_json).map_err(|e| format!("cfg JSON: {e}"))?;
         let want_crc = meta.get("crc32").ok_or("no crc32 in __metadata__")?.clone();
         let tensors = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
         let (d_in, d_sae) = (config.d_in, config.d_sae);
-        let shapes = [vec![d_in, d_sae], vec![d_sae], vec![d_sae, d_in], vec![d_in], vec![d_sae]];
+        let shapes = [
+            vec![d_in, d_sae],
+            vec![d_sae],
+            vec![d_sae, d_in],
+            vec![d_in],
+            vec![d_sae],
+        ];
         let mut crc = crc32fast::Hasher::new();
         let mut arrays = Vec::with_capacity(5);
         for (name, shape) in TENSORS.iter().zip(shapes) {
@@ -261,14 +280,19 @@ impl SaeWeights {
                 return Err(format!("{name} is {:?}, expected F32", t.dtype()));
             }
             if t.shape() != shape.as_slice() {
-                return Err(format!("{name} has shape {:?}, cfg says {shape:?}", t.shape()));
+                return Err(format!(
+                    "{name} has shape {:?}, cfg says {shape:?}",
+                    t.shape()
+                ));
             }
             crc.update(t.data());
             arrays.push(bytes_f32(t.data()));
         }
         let got_crc = format!("{:08x}", crc.finalize());
         if got_crc != want_crc {
-            return Err(format!("checksum mismatch (stored {want_crc}, computed {got_crc})"));
+            return Err(format!(
+                "checksum mismatch (stored {want_crc}, computed {got_crc})"
+            ));
         }
         let mut it = arrays.into_iter();
         let mut next = || it.next().unwrap_or_default();
@@ -286,7 +310,10 @@ impl SaeWeights {
 
 /// `<dir>/<stem>.cfg.json` for a checkpoint at `<dir>/<stem>.safetensors`.
 pub fn cfg_path(checkpoint: &Path) -> PathBuf {
-    let stem = checkpoint.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = checkpoint
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     checkpoint.with_file_name(format!("{stem}.cfg.json"))
 }
 
@@ -295,7 +322,9 @@ pub(crate) fn f32_bytes(data: &[f32]) -> Vec<u8> {
 }
 
 pub(crate) fn bytes_f32(data: &[u8]) -> Vec<f32> {
-    data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    data.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 /// Writes `bytes` to a temporary file next to `path`, syncs, and renames it over `path`.
@@ -304,7 +333,10 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut file = File::create(&tmp)?;
@@ -361,10 +393,16 @@ mod tests {
         let err = SaeWeights::from_bytes(&flipped).unwrap_err();
         assert!(err.contains("checksum"), "{err}");
         for cut in [0, 7, 100, good.len() - 1] {
-            assert!(SaeWeights::from_bytes(&good[..cut]).is_err(), "cut at {cut}");
+            assert!(
+                SaeWeights::from_bytes(&good[..cut]).is_err(),
+                "cut at {cut}"
+            );
         }
         fs::write(&path, &good[..good.len() / 2]).unwrap();
-        assert!(matches!(SaeWeights::load(&path), Err(Error::Checkpoint { .. })));
+        assert!(matches!(
+            SaeWeights::load(&path),
+            Err(Error::Checkpoint { .. })
+        ));
     }
 
     #[test]

@@ -46,7 +46,9 @@ fn planted(d: usize, atoms: usize, k: usize, n: usize, noise: f32, seed: u64) ->
         }
         for j in chosen {
             let c = 0.5 + rng.unit();
-            row.iter_mut().zip(&dict[j * d..(j + 1) * d]).for_each(|(r, a)| *r += c * a);
+            row.iter_mut()
+                .zip(&dict[j * d..(j + 1) * d])
+                .for_each(|(r, a)| *r += c * a);
         }
         row.iter_mut().for_each(|r| *r += noise * rng.normal());
     }
@@ -81,8 +83,14 @@ fn check(kind: SaeKind) {
     let trainer = Trainer::new(config, Backend::default_cpu().unwrap()).unwrap();
     let outcome = trainer.train(&set, &mut |_| {}).unwrap();
     let share = recovered(&data.atoms, &outcome.weights.w_dec, d, 0.9);
-    eprintln!("{kind:?}: recovered {share:.3} of the atoms, summary {:?}", outcome.summary);
-    assert!(share >= 0.9, "{kind:?} recovered only {share:.3} of the atoms at cosine ≥ 0.9");
+    eprintln!(
+        "{kind:?}: recovered {share:.3} of the atoms, summary {:?}",
+        outcome.summary
+    );
+    assert!(
+        share >= 0.9,
+        "{kind:?} recovered only {share:.3} of the atoms at cosine ≥ 0.9"
+    );
     assert!(outcome.summary.nmse < 0.1, "NMSE {}", outcome.summary.nmse);
 }
 

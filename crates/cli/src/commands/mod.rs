@@ -5,6 +5,7 @@ pub(crate) mod encode;
 pub(crate) mod eval;
 pub(crate) mod index;
 pub(crate) mod run;
+pub(crate) mod sae;
 
 /// Errors surfaced to the user; each subcommand maps its failures into this.
 pub(crate) type CliResult<T = ()> = Result<T, Box<dyn std::error::Error>>;

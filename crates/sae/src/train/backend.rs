@@ -56,7 +56,8 @@ impl Backend {
             #[cfg(feature = "flex")]
             Backend::Flex => Ok(Device::flex()),
             #[cfg(feature = "ndarray")]
-            #[allow(deprecated)] // burn-ndarray is deprecated upstream but named in our package list
+            #[allow(deprecated)]
+            // burn-ndarray is deprecated upstream but named in our package list
             Backend::NdArray => Ok(Device::ndarray()),
             #[cfg(feature = "cuda")]
             Backend::Cuda(i) => Ok(Device::cuda(i)),

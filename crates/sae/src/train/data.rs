@@ -17,7 +17,11 @@ impl<'a> TrainSet<'a> {
             return Err(Error::EmptyTrainingSet);
         }
         check_rows("the training embeddings", rows, dim)?;
-        Ok(TrainSet { rows, dim, pairs: Vec::new() })
+        Ok(TrainSet {
+            rows,
+            dim,
+            pairs: Vec::new(),
+        })
     }
 
     /// Adds query → document pairs, as row indices into the same set (from qrels or a
@@ -26,7 +30,9 @@ impl<'a> TrainSet<'a> {
         let n = self.len();
         for (q, docs) in &pairs {
             if let Some(bad) = std::iter::once(q).chain(docs).find(|&&r| r >= n) {
-                return Err(Error::Pairs(format!("row {bad} is out of range (the set has {n} rows)")));
+                return Err(Error::Pairs(format!(
+                    "row {bad} is out of range (the set has {n} rows)"
+                )));
             }
         }
         self.pairs = pairs.into_iter().filter(|(_, d)| !d.is_empty()).collect();
@@ -108,9 +114,13 @@ pub(crate) fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
 pub(crate) fn mean(set: &TrainSet<'_>, idx: &[usize]) -> Vec<f32> {
     let mut acc = vec![0f64; set.dim];
     for &i in idx {
-        acc.iter_mut().zip(set.row(i)).for_each(|(a, &x)| *a += f64::from(x));
+        acc.iter_mut()
+            .zip(set.row(i))
+            .for_each(|(a, &x)| *a += f64::from(x));
     }
-    acc.iter().map(|a| (a / idx.len().max(1) as f64) as f32).collect()
+    acc.iter()
+        .map(|a| (a / idx.len().max(1) as f64) as f32)
+        .collect()
 }
 
 /// Mean squared distance of the rows to `centre` (the data variance when `centre` is the
@@ -118,7 +128,13 @@ pub(crate) fn mean(set: &TrainSet<'_>, idx: &[usize]) -> Vec<f32> {
 pub(crate) fn spread(set: &TrainSet<'_>, idx: &[usize], centre: &[f32]) -> f64 {
     let total: f64 = idx
         .iter()
-        .map(|&i| set.row(i).iter().zip(centre).map(|(&x, &c)| f64::from(x - c).powi(2)).sum::<f64>())
+        .map(|&i| {
+            set.row(i)
+                .iter()
+                .zip(centre)
+                .map(|(&x, &c)| f64::from(x - c).powi(2))
+                .sum::<f64>()
+        })
         .sum();
     total / idx.len().max(1) as f64
 }
@@ -131,9 +147,16 @@ pub(crate) fn geometric_median(set: &TrainSet<'_>, idx: &[usize], iterations: us
         let mut den = 0f64;
         for &i in idx {
             let row = set.row(i);
-            let dist = row.iter().zip(&z).map(|(&x, &c)| (f64::from(x) - c).powi(2)).sum::<f64>().sqrt();
+            let dist = row
+                .iter()
+                .zip(&z)
+                .map(|(&x, &c)| (f64::from(x) - c).powi(2))
+                .sum::<f64>()
+                .sqrt();
             let w = 1.0 / dist.max(1e-8);
-            num.iter_mut().zip(row).for_each(|(n, &x)| *n += w * f64::from(x));
+            num.iter_mut()
+                .zip(row)
+                .for_each(|(n, &x)| *n += w * f64::from(x));
             den += w;
         }
         z = num.into_iter().map(|n| n / den).collect();
@@ -147,7 +170,10 @@ mod tests {
 
     #[test]
     fn bad_sets_are_refused() {
-        assert!(matches!(TrainSet::new(&[], 4), Err(Error::EmptyTrainingSet)));
+        assert!(matches!(
+            TrainSet::new(&[], 4),
+            Err(Error::EmptyTrainingSet)
+        ));
         assert!(TrainSet::new(&[1.0, 2.0, 3.0], 2).is_err());
         assert!(matches!(
             TrainSet::new(&[1.0, f32::INFINITY], 2),
@@ -155,7 +181,13 @@ mod tests {
         ));
         let set = TrainSet::new(&[0.0; 8], 2).unwrap();
         assert!(set.clone().with_pairs(vec![(0, vec![1, 9])]).is_err());
-        assert_eq!(set.with_pairs(vec![(0, vec![1]), (2, vec![])]).unwrap().pairs.len(), 1);
+        assert_eq!(
+            set.with_pairs(vec![(0, vec![1]), (2, vec![])])
+                .unwrap()
+                .pairs
+                .len(),
+            1
+        );
     }
 
     #[test]

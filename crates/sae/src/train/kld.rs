@@ -30,7 +30,12 @@ pub struct KldConfig {
 
 impl Default for KldConfig {
     fn default() -> Self {
-        KldConfig { coef: 1.0, temperature: 0.05, queries_per_batch: 32, docs_per_query: 16 }
+        KldConfig {
+            coef: 1.0,
+            temperature: 0.05,
+            queries_per_batch: 32,
+            docs_per_query: 16,
+        }
     }
 }
 
@@ -87,7 +92,11 @@ pub(crate) fn sample_group(
         rows.extend_from_slice(&list[..take]);
         docs += take;
     }
-    Group { start, queries: q, docs }
+    Group {
+        start,
+        queries: q,
+        docs,
+    }
 }
 
 /// The KL value and its gradient with respect to all `rows` reconstructions `[rows, d]`.

@@ -61,7 +61,11 @@ pub struct AuxConfig {
 
 impl Default for AuxConfig {
     fn default() -> Self {
-        AuxConfig { k_aux: None, coef: 1.0 / 16.0, dead_after_steps: 20 }
+        AuxConfig {
+            k_aux: None,
+            coef: 1.0 / 16.0,
+            dead_after_steps: 20,
+        }
     }
 }
 
@@ -231,7 +235,12 @@ struct Run<'a> {
 impl Trainer {
     /// A trainer for `config` on `backend`.
     pub fn new(config: TrainConfig, backend: Backend) -> Result<Self> {
-        Ok(Trainer { config, device: backend.device()?, checkpoints: None, step_limit: None })
+        Ok(Trainer {
+            config,
+            device: backend.device()?,
+            checkpoints: None,
+            step_limit: None,
+        })
     }
 
     /// Writes checkpoints (weights + resume state) during training.
@@ -253,7 +262,11 @@ impl Trainer {
     }
 
     /// Trains a new SAE on `set`, calling `observe` after every step.
-    pub fn train(&self, set: &TrainSet<'_>, observe: &mut dyn FnMut(&StepMetrics)) -> Result<TrainOutcome> {
+    pub fn train(
+        &self,
+        set: &TrainSet<'_>,
+        observe: &mut dyn FnMut(&StepMetrics),
+    ) -> Result<TrainOutcome> {
         let run = self.plan(set)?;
         let weights = self.initial_weights(&run);
         let state = TrainState::fresh(&weights);
@@ -272,17 +285,29 @@ impl Trainer {
         let weights = SaeWeights::load(checkpoint)?;
         let state = TrainState::load(&state::state_path(checkpoint), &weights)?;
         let saved: TrainConfig = serde_json::from_value(
-            weights.config.metadata.get("train").cloned().unwrap_or_default(),
+            weights
+                .config
+                .metadata
+                .get("train")
+                .cloned()
+                .unwrap_or_default(),
         )
         .map_err(|e| Error::checkpoint(checkpoint, format!("no usable training config: {e}")))?;
-        let comparable = |c: &TrainConfig| TrainConfig { epochs: 0, ..c.clone() };
+        let comparable = |c: &TrainConfig| TrainConfig {
+            epochs: 0,
+            ..c.clone()
+        };
         if comparable(&saved) != comparable(&self.config) {
             return Err(Error::InvalidConfig(
-                "the resume configuration differs from the checkpoint's (only epochs may change)".into(),
+                "the resume configuration differs from the checkpoint's (only epochs may change)"
+                    .into(),
             ));
         }
         if weights.config.d_in != set.dim() {
-            return Err(Error::DimensionMismatch { expected: weights.config.d_in, got: set.dim() });
+            return Err(Error::DimensionMismatch {
+                expected: weights.config.d_in,
+                got: set.dim(),
+            });
         }
         self.run(&run, weights, state, observe)
     }
@@ -291,7 +316,9 @@ impl Trainer {
         let c = &self.config;
         c.check(set.dim())?;
         if c.kind == SaeKind::Kld && set.pairs.is_empty() {
-            return Err(Error::Pairs("the KLD trainer needs query → document pairs".into()));
+            return Err(Error::Pairs(
+                "the KLD trainer needs query → document pairs".into(),
+            ));
         }
         let mut order = data::epoch_order(set.len(), c.seed, u64::MAX);
         let held = (set.len() as f64 * c.validation_fraction) as usize;
@@ -331,9 +358,18 @@ impl Trainer {
             BiasInit::Mean => data::mean(run.set, &sample),
             BiasInit::GeometricMedian => data::geometric_median(run.set, &sample, 30),
         };
-        let mut config = SaeConfig::new(c.kind, d, m, c.k).unwrap_or_else(|_| unreachable!("checked in plan"));
-        config.metadata.insert("train".into(), serde_json::to_value(c).unwrap_or_default());
-        SaeWeights { config, w_enc, b_enc: vec![0.0; m], w_dec, b_dec }
+        let mut config =
+            SaeConfig::new(c.kind, d, m, c.k).unwrap_or_else(|_| unreachable!("checked in plan"));
+        config
+            .metadata
+            .insert("train".into(), serde_json::to_value(c).unwrap_or_default());
+        SaeWeights {
+            config,
+            w_enc,
+            b_enc: vec![0.0; m],
+            w_dec,
+            b_dec,
+        }
     }
 
     fn run(
@@ -354,7 +390,9 @@ impl Trainer {
         let batch = c.batch_size.min(run.train_rows.len());
         let mut order_epoch = u64::MAX;
         let mut order = Vec::new();
-        let stop = run.total_steps.min(first_step.saturating_add(self.step_limit.unwrap_or(u64::MAX)));
+        let stop = run
+            .total_steps
+            .min(first_step.saturating_add(self.step_limit.unwrap_or(u64::MAX)));
         while state.step < stop {
             let step = state.step;
             let epoch = step / run.steps_per_epoch;
@@ -363,15 +401,31 @@ impl Trainer {
                 order_epoch = epoch;
             }
             let pos = (step % run.steps_per_epoch) as usize * batch;
-            let mut rows: Vec<usize> = order[pos..pos + batch].iter().map(|&i| run.train_rows[i]).collect();
+            let mut rows: Vec<usize> = order[pos..pos + batch]
+                .iter()
+                .map(|&i| run.train_rows[i])
+                .collect();
             let group = if c.kind == SaeKind::Kld {
                 let mut rng = Rng::new(c.seed ^ step.wrapping_mul(0x2545_F491_4F6C_DD1D));
-                Some(kld::sample_group(&run.set.pairs, &c.kld, &mut rng, &mut rows))
+                Some(kld::sample_group(
+                    &run.set.pairs,
+                    &c.kld,
+                    &mut rng,
+                    &mut rows,
+                ))
             } else {
                 None
             };
             let lr = c.optim.lr_at(step, run.total_steps);
-            let mut metrics = self.step(run, &mut params, &mut moments, &mut state, &rows, group.as_ref(), lr)?;
+            let mut metrics = self.step(
+                run,
+                &mut params,
+                &mut moments,
+                &mut state,
+                &rows,
+                group.as_ref(),
+                lr,
+            )?;
             state.step += 1;
             window.1 += rows.len();
             metrics.step = state.step;
@@ -404,7 +458,12 @@ impl Trainer {
         summary.steps = steps;
         summary.seconds = seconds;
         summary.samples_per_s = steps as f64 * batch as f64 / seconds.max(1e-9);
-        Ok(TrainOutcome { weights, state, history, summary })
+        Ok(TrainOutcome {
+            weights,
+            state,
+            history,
+            summary,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -485,10 +544,21 @@ impl Trainer {
         }
         let t = state.step + 1;
         let o = &c.optim;
-        params.w_enc = moments.w_enc.update(o, lr, t, params.w_enc.clone(), grads.w_enc);
-        params.b_enc = moments.b_enc.update(o, lr, t, params.b_enc.clone(), grads.b_enc);
-        params.w_dec = step::unit_rows(moments.w_dec.update(o, lr, t, params.w_dec.clone(), grads.w_dec));
-        params.b_dec = moments.b_dec.update(o, lr, t, params.b_dec.clone(), grads.b_dec);
+        params.w_enc = moments
+            .w_enc
+            .update(o, lr, t, params.w_enc.clone(), grads.w_enc);
+        params.b_enc = moments
+            .b_enc
+            .update(o, lr, t, params.b_enc.clone(), grads.b_enc);
+        params.w_dec =
+            step::unit_rows(
+                moments
+                    .w_dec
+                    .update(o, lr, t, params.w_dec.clone(), grads.w_dec),
+            );
+        params.b_dec = moments
+            .b_dec
+            .update(o, lr, t, params.b_dec.clone(), grads.b_dec);
         Ok(StepMetrics {
             loss,
             mse: se / (r * d) as f64,
@@ -503,12 +573,16 @@ impl Trainer {
 }
 
 pub(crate) fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    t.into_data().try_into_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))
+    t.into_data()
+        .try_into_vec::<f32>()
+        .map_err(|e| Error::Backend(format!("{e:?}")))
 }
 
 fn scalar(t: Tensor<1>) -> Result<f64> {
     let v = read(t)?;
-    v.first().map(|&x| f64::from(x)).ok_or_else(|| Error::Backend("empty reduction".into()))
+    v.first()
+        .map(|&x| f64::from(x))
+        .ok_or_else(|| Error::Backend("empty reduction".into()))
 }
 
 fn to_device(w: &SaeWeights, dev: &Device) -> Params {
@@ -526,7 +600,9 @@ fn from_device(p: &Params, template: &SaeWeights, state: &TrainState) -> Result<
     let (d, m) = (template.config.d_in, template.config.d_sae);
     let mut config = template.config.clone();
     config.threshold = state.threshold();
-    config.metadata.insert("steps".into(), serde_json::json!(state.step));
+    config
+        .metadata
+        .insert("steps".into(), serde_json::json!(state.step));
     Ok(SaeWeights {
         config,
         w_enc: transpose(&read(p.w_enc.clone())?, m, d),
@@ -555,16 +631,25 @@ fn save_checkpoint(path: &Path, weights: &SaeWeights, state: &TrainState) -> Res
 fn summarise(weights: &SaeWeights, run: &Run<'_>) -> Result<Summary> {
     let sae = SaeEncoder::new(weights.clone())?;
     let options = match weights.config.kind {
-        SaeKind::BatchTopK if weights.config.threshold.is_some() => EncodeOptions::stored_threshold(None),
+        SaeKind::BatchTopK if weights.config.threshold.is_some() => {
+            EncodeOptions::stored_threshold(None)
+        }
         _ => EncodeOptions::top_k(weights.config.k),
     };
     let measure = |idx: &[usize]| -> Result<(f64, f64, Vec<bool>)> {
         let rows = run.set.gather(idx);
         let codes = sae.encode(&rows, &options)?;
         let back = sae.decode(&codes);
-        let se: f64 = rows.iter().zip(&back).map(|(a, b)| f64::from(a - b).powi(2)).sum();
+        let se: f64 = rows
+            .iter()
+            .zip(&back)
+            .map(|(a, b)| f64::from(a - b).powi(2))
+            .sum();
         let mut fired = vec![false; weights.config.d_sae];
-        codes.iter().flat_map(|c| &c.indices).for_each(|&j| fired[j as usize] = true);
+        codes
+            .iter()
+            .flat_map(|c| &c.indices)
+            .for_each(|&j| fired[j as usize] = true);
         let l0 = codes.iter().map(|c| c.len()).sum::<usize>() as f64 / idx.len().max(1) as f64;
         Ok((se / idx.len().max(1) as f64, l0, fired))
     };
@@ -612,7 +697,10 @@ mod tests {
         let data = rows(500, 16, 1);
         let set = TrainSet::new(&data, 16).unwrap();
         let backend = Backend::default_cpu().unwrap();
-        let out = Trainer::new(small(SaeKind::TopK), backend).unwrap().train(&set, &mut |_| {}).unwrap();
+        let out = Trainer::new(small(SaeKind::TopK), backend)
+            .unwrap()
+            .train(&set, &mut |_| {})
+            .unwrap();
         let w = &out.weights;
         let dev = backend.device().unwrap();
         let params = to_device(w, &dev);
@@ -620,20 +708,37 @@ mod tests {
         let (pre, _) = step::pre_activations(&params, &x);
         let (vals, idx) = pre.topk_with_indices(w.config.k, 1);
         let vals = vals.clamp_min(0.0);
-        let code = Tensor::<2>::zeros([500, 64], &dev).scatter(1, idx.clone(), vals.clone(), burn::tensor::IndexingUpdateOp::Add);
+        let code = Tensor::<2>::zeros([500, 64], &dev).scatter(
+            1,
+            idx.clone(),
+            vals.clone(),
+            burn::tensor::IndexingUpdateOp::Add,
+        );
         let x_hat = code.matmul(params.w_dec.clone()) + params.b_dec.clone().unsqueeze_dim(0);
         let burn_vals = read(vals).unwrap();
-        let burn_idx: Vec<i64> = read(idx.float()).unwrap().into_iter().map(|v| v as i64).collect();
+        let burn_idx: Vec<i64> = read(idx.float())
+            .unwrap()
+            .into_iter()
+            .map(|v| v as i64)
+            .collect();
         let burn_hat = read(x_hat).unwrap();
 
         let sae = SaeEncoder::new(w.clone()).unwrap();
-        let codes = sae.encode(&data, &EncodeOptions::top_k(w.config.k)).unwrap();
+        let codes = sae
+            .encode(&data, &EncodeOptions::top_k(w.config.k))
+            .unwrap();
         let ours_hat = sae.decode(&codes);
         for (r, code) in codes.iter().enumerate() {
             for j in 0..w.config.k {
                 let (latent, v) = (burn_idx[r * w.config.k + j], burn_vals[r * w.config.k + j]);
-                let ours = code.iter().find(|&(i, _)| i as i64 == latent).map_or(0.0, |(_, v)| v);
-                assert!((ours - v).abs() <= 1e-5, "row {r} latent {latent}: {ours} vs {v}");
+                let ours = code
+                    .iter()
+                    .find(|&(i, _)| i as i64 == latent)
+                    .map_or(0.0, |(_, v)| v);
+                assert!(
+                    (ours - v).abs() <= 1e-5,
+                    "row {r} latent {latent}: {ours} vs {v}"
+                );
             }
         }
         for (a, b) in ours_hat.iter().zip(&burn_hat) {
@@ -647,10 +752,16 @@ mod tests {
         let set = TrainSet::new(&data, 8).unwrap();
         let backend = Backend::default_cpu().unwrap();
         let config = small(SaeKind::BatchTopK);
-        let straight = Trainer::new(config.clone(), backend).unwrap().train(&set, &mut |_| {}).unwrap();
+        let straight = Trainer::new(config.clone(), backend)
+            .unwrap()
+            .train(&set, &mut |_| {})
+            .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sae.safetensors");
-        let policy = CheckpointPolicy { path: path.clone(), every_steps: 1000 };
+        let policy = CheckpointPolicy {
+            path: path.clone(),
+            every_steps: 1000,
+        };
         let first = Trainer::new(config.clone(), backend)
             .unwrap()
             .with_checkpoints(policy.clone())
@@ -664,7 +775,10 @@ mod tests {
             .resume(&set, &path, &mut |_| {})
             .unwrap();
         assert_eq!(resumed.state.step, straight.state.step);
-        assert_eq!(resumed.weights.config.threshold, straight.weights.config.threshold);
+        assert_eq!(
+            resumed.weights.config.threshold,
+            straight.weights.config.threshold
+        );
         for (a, b) in resumed.weights.w_dec.iter().zip(&straight.weights.w_dec) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
@@ -676,8 +790,13 @@ mod tests {
         let set = TrainSet::new(&data, 8).unwrap();
         let backend = Backend::default_cpu().unwrap();
         let trainer = Trainer::new(small(SaeKind::Kld), backend).unwrap();
-        assert!(matches!(trainer.train(&set, &mut |_| {}), Err(Error::Pairs(_))));
-        let pairs = (0..40).map(|q| (q, vec![100 + q, 200 + q, 300 + q])).collect();
+        assert!(matches!(
+            trainer.train(&set, &mut |_| {}),
+            Err(Error::Pairs(_))
+        ));
+        let pairs = (0..40)
+            .map(|q| (q, vec![100 + q, 200 + q, 300 + q]))
+            .collect();
         let set = set.with_pairs(pairs).unwrap();
         let mut kls = Vec::new();
         let out = trainer.train(&set, &mut |m| kls.push(m.kld)).unwrap();
@@ -693,7 +812,10 @@ mod tests {
         let backend = Backend::default_cpu().unwrap();
         let mut c = small(SaeKind::TopK);
         c.k = 64;
-        assert!(matches!(Trainer::new(c, backend).unwrap().train(&set, &mut |_| {}), Err(Error::InvalidConfig(_))));
+        assert!(matches!(
+            Trainer::new(c, backend).unwrap().train(&set, &mut |_| {}),
+            Err(Error::InvalidConfig(_))
+        ));
         let mut c = small(SaeKind::TopK);
         c.optim.lr = 1e9;
         c.optim.clip_norm = None;

@@ -71,7 +71,9 @@ impl OptimConfig {
         match self.decay {
             Decay::Constant => self.lr,
             Decay::Linear => floor + (self.lr - floor) * (1.0 - t),
-            Decay::Cosine => floor + (self.lr - floor) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()),
+            Decay::Cosine => {
+                floor + (self.lr - floor) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+            }
         }
     }
 }
@@ -85,20 +87,37 @@ pub(crate) struct Moments<const D: usize> {
 
 impl<const D: usize> Moments<D> {
     pub(crate) fn zeros_like(p: &Tensor<D>) -> Self {
-        Moments { m: p.zeros_like(), v: p.zeros_like() }
+        Moments {
+            m: p.zeros_like(),
+            v: p.zeros_like(),
+        }
     }
 
     /// One AdamW update of `param` with gradient `grad` at 1-based step `t`.
-    pub(crate) fn update(&mut self, cfg: &OptimConfig, lr: f64, t: u64, param: Tensor<D>, grad: Tensor<D>) -> Tensor<D> {
+    pub(crate) fn update(
+        &mut self,
+        cfg: &OptimConfig,
+        lr: f64,
+        t: u64,
+        param: Tensor<D>,
+        grad: Tensor<D>,
+    ) -> Tensor<D> {
         let (b1, b2) = (cfg.beta1, cfg.beta2);
         self.m = self.m.clone().mul_scalar(b1) + grad.clone().mul_scalar(1.0 - b1);
         self.v = self.v.clone().mul_scalar(b2) + grad.square().mul_scalar(1.0 - b2);
         let bias1 = 1.0 - b1.powi(t as i32);
         let bias2 = 1.0 - b2.powi(t as i32);
         // lr·m̂/(√v̂ + ε) with the bias corrections folded into two scalars.
-        let step = self.m.clone().div(self.v.clone().sqrt().add_scalar(cfg.eps * bias2.sqrt()));
+        let step = self
+            .m
+            .clone()
+            .div(self.v.clone().sqrt().add_scalar(cfg.eps * bias2.sqrt()));
         let step_size = lr * bias2.sqrt() / bias1;
-        let param = if cfg.weight_decay > 0.0 { param.mul_scalar(1.0 - lr * cfg.weight_decay) } else { param };
+        let param = if cfg.weight_decay > 0.0 {
+            param.mul_scalar(1.0 - lr * cfg.weight_decay)
+        } else {
+            param
+        };
         param - step.mul_scalar(step_size)
     }
 }
@@ -109,7 +128,10 @@ mod tests {
 
     #[test]
     fn schedule_warms_up_then_decays() {
-        let cfg = OptimConfig { warmup_steps: 10, ..OptimConfig::default() };
+        let cfg = OptimConfig {
+            warmup_steps: 10,
+            ..OptimConfig::default()
+        };
         assert!((cfg.lr_at(0, 100) - cfg.lr / 10.0).abs() < 1e-12);
         assert!((cfg.lr_at(9, 100) - cfg.lr).abs() < 1e-12);
         assert!((cfg.lr_at(10, 100) - cfg.lr).abs() < 1e-12);
@@ -117,7 +139,10 @@ mod tests {
         assert!((end - cfg.lr * cfg.min_lr_fraction).abs() < 1e-12);
         let mid = cfg.lr_at(55, 100);
         assert!(mid < cfg.lr && mid > end);
-        let lin = OptimConfig { decay: Decay::Linear, ..cfg.clone() };
+        let lin = OptimConfig {
+            decay: Decay::Linear,
+            ..cfg.clone()
+        };
         assert!((lin.lr_at(55, 100) - (end + (cfg.lr - end) * 0.5)).abs() < 1e-9);
     }
 }

@@ -50,12 +50,19 @@ pub(crate) fn top_k_positive(row: &[f32], k: usize, allowed: Option<&[bool]>) ->
 
 /// Per-row TopK of `pre` (`[rows, m]` row-major), plus the AuxK pattern over `dead`
 /// latents when `aux_k > 0` and some latent is dead.
-pub(crate) fn top_k(pre: &[f32], m: usize, k: usize, aux: Option<(&[bool], usize)>) -> (Pattern, Pattern) {
+pub(crate) fn top_k(
+    pre: &[f32],
+    m: usize,
+    k: usize,
+    aux: Option<(&[bool], usize)>,
+) -> (Pattern, Pattern) {
     let picked: Vec<(Vec<(u32, f32)>, Vec<(u32, f32)>)> = pre
         .par_chunks(m)
         .map(|row| {
             let main = top_k_positive(row, k, None);
-            let aux = aux.map(|(dead, aux_k)| top_k_positive(row, aux_k, Some(dead))).unwrap_or_default();
+            let aux = aux
+                .map(|(dead, aux_k)| top_k_positive(row, aux_k, Some(dead)))
+                .unwrap_or_default();
             (main, aux)
         })
         .collect();
@@ -97,7 +104,9 @@ pub(crate) fn batch_top_k(
                 .filter(|&(_, &v)| v > 0.0 && v >= cut)
                 .map(|(j, &v)| (j as u32, v))
                 .collect();
-            let aux = aux.map(|(dead, aux_k)| top_k_positive(row, aux_k, Some(dead))).unwrap_or_default();
+            let aux = aux
+                .map(|(dead, aux_k)| top_k_positive(row, aux_k, Some(dead)))
+                .unwrap_or_default();
             (main, aux)
         })
         .collect();
@@ -116,7 +125,9 @@ mod tests {
 
     #[test]
     fn top_k_keeps_the_largest_positive_entries() {
-        let pre = [0.5, -1.0, 2.0, 0.1, 2.0, 0.0, /* row 2 */ -1.0, -2.0, 0.3, -0.1, -0.2, -0.3];
+        let pre = [
+            0.5, -1.0, 2.0, 0.1, 2.0, 0.0, /* row 2 */ -1.0, -2.0, 0.3, -0.1, -0.2, -0.3,
+        ];
         let (p, aux) = top_k(&pre, 6, 2, None);
         assert_eq!(p.rows, vec![0, 0, 1]);
         assert_eq!(p.latents, vec![2, 4, 2]);

@@ -41,7 +41,10 @@ pub(crate) struct DeviceMoments {
 
 /// `<dir>/<stem>.state.safetensors` beside a checkpoint.
 pub(crate) fn state_path(checkpoint: &Path) -> PathBuf {
-    let stem = checkpoint.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = checkpoint
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     checkpoint.with_file_name(format!("{stem}.state.safetensors"))
 }
 
@@ -61,7 +64,8 @@ impl TrainState {
     /// Estimated inference threshold: the mean over steps of each batch's smallest kept
     /// activation (BatchTopK), `None` before any.
     pub fn threshold(&self) -> Option<f32> {
-        (self.threshold_count > 0).then(|| (self.threshold_sum / self.threshold_count as f64) as f32)
+        (self.threshold_count > 0)
+            .then(|| (self.threshold_sum / self.threshold_count as f64) as f32)
     }
 
     pub(crate) fn observe_threshold(&mut self, cut: f32) {
@@ -74,7 +78,9 @@ impl TrainState {
     }
 
     pub(crate) fn mark_fired(&mut self, latents: &[i64]) {
-        self.since_fired.iter_mut().for_each(|s| *s = s.saturating_add(1));
+        self.since_fired
+            .iter_mut()
+            .for_each(|s| *s = s.saturating_add(1));
         for &j in latents {
             self.since_fired[j as usize] = 0;
         }
@@ -100,7 +106,12 @@ impl TrainState {
                 None => Moments::zeros_like(&Tensor::<1>::zeros([s[i][0]], dev)),
             }
         };
-        DeviceMoments { w_enc: two(0), b_enc: one(1), w_dec: two(2), b_dec: one(3) }
+        DeviceMoments {
+            w_enc: two(0),
+            b_enc: one(1),
+            w_dec: two(2),
+            b_dec: one(3),
+        }
     }
 
     pub(crate) fn sync_moments(&mut self, dm: &DeviceMoments) -> Result<()> {
@@ -133,7 +144,10 @@ impl TrainState {
         let meta = HashMap::from([
             ("step".to_string(), self.step.to_string()),
             ("threshold_sum".to_string(), self.threshold_sum.to_string()),
-            ("threshold_count".to_string(), self.threshold_count.to_string()),
+            (
+                "threshold_count".to_string(),
+                self.threshold_count.to_string(),
+            ),
             ("crc32".to_string(), format!("{:08x}", crc.finalize())),
         ]);
         let bytes = safetensors::serialize(views, Some(meta))
@@ -144,9 +158,14 @@ impl TrainState {
     pub(crate) fn load(path: &Path, w: &SaeWeights) -> Result<Self> {
         let bad = |r: String| Error::checkpoint(path, r);
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
+        let (_, header) =
+            safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
         let meta = header.metadata().clone().unwrap_or_default();
-        let num = |k: &str| meta.get(k).cloned().ok_or_else(|| bad(format!("no {k} in metadata")));
+        let num = |k: &str| {
+            meta.get(k)
+                .cloned()
+                .ok_or_else(|| bad(format!("no {k} in metadata")))
+        };
         let t = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
         let mut fresh = Self::fresh(w);
         let mut crc = crc32fast::Hasher::new();
@@ -160,7 +179,10 @@ impl TrainState {
         };
         let mut moments = Vec::new();
         for (name, shape) in NAMES.iter().zip(fresh.shapes.clone()) {
-            moments.push((get(format!("{name}.m"), &shape)?, get(format!("{name}.v"), &shape)?));
+            moments.push((
+                get(format!("{name}.m"), &shape)?,
+                get(format!("{name}.v"), &shape)?,
+            ));
         }
         let since = get("since_fired".into(), &[w.config.d_sae])?;
         if format!("{:08x}", crc.finalize()) != num("crc32")? {
@@ -168,9 +190,12 @@ impl TrainState {
         }
         let parse_err = |k: &str| bad(format!("{k} is not a number"));
         fresh.step = num("step")?.parse().map_err(|_| parse_err("step"))?;
-        fresh.threshold_sum = num("threshold_sum")?.parse().map_err(|_| parse_err("threshold_sum"))?;
-        fresh.threshold_count =
-            num("threshold_count")?.parse().map_err(|_| parse_err("threshold_count"))?;
+        fresh.threshold_sum = num("threshold_sum")?
+            .parse()
+            .map_err(|_| parse_err("threshold_sum"))?;
+        fresh.threshold_count = num("threshold_count")?
+            .parse()
+            .map_err(|_| parse_err("threshold_count"))?;
         fresh.since_fired = since.into_iter().map(|s| s as u32).collect();
         fresh.moments = moments;
         Ok(fresh)

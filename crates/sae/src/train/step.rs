@@ -82,7 +82,12 @@ pub(crate) fn upload(p: &Pattern, params: &Params, device: &Device) -> Option<De
     let latents = Tensor::<1, Int>::from_data(TensorData::new(p.latents.clone(), [n]), device);
     let values = Tensor::<2>::from_data(TensorData::new(p.values.clone(), [n, 1]), device);
     let dec_rows = params.w_dec.clone().select(0, latents.clone());
-    Some(DevicePattern { rows, latents, values, dec_rows })
+    Some(DevicePattern {
+        rows,
+        latents,
+        values,
+        dec_rows,
+    })
 }
 
 /// `Σ_j v_j · W_dec[j]` per row, `[rows, d]`, without bias.
@@ -97,7 +102,13 @@ pub(crate) fn decode(p: &DevicePattern, rows: usize, d: usize, device: &Device) 
 
 /// Adds to `grads` the gradient of a loss whose gradient with respect to the pattern's
 /// decoded output (`decode(p)`) is `g` (`[rows, d]`); `centred` is `x − b_dec`.
-pub(crate) fn backward(p: &DevicePattern, g: &Tensor<2>, centred: &Tensor<2>, params: &Params, grads: &mut Grads) {
+pub(crate) fn backward(
+    p: &DevicePattern,
+    g: &Tensor<2>,
+    centred: &Tensor<2>,
+    params: &Params,
+    grads: &mut Grads,
+) {
     let n = p.values.dims()[0];
     let g_rows = g.clone().select(0, p.rows.clone());
     // ∂L/∂v_j = g_row · W_dec[j]; the selected values are positive, so ReLU passes it.
@@ -123,14 +134,17 @@ pub(crate) fn backward(p: &DevicePattern, g: &Tensor<2>, centred: &Tensor<2>, pa
     );
     // b_dec enters the encoder through x − b_dec: ∂pre_j/∂b_dec = −W_enc[j].
     let enc_rows = params.w_enc.clone().select(0, p.latents.clone());
-    let through_encoder = (enc_rows * d_values).sum_dim(0).reshape([centred.dims()[1]]);
+    let through_encoder = (enc_rows * d_values)
+        .sum_dim(0)
+        .reshape([centred.dims()[1]]);
     grads.b_dec = grads.b_dec.clone() - through_encoder;
 }
 
 /// Pre-activations `(x − b_dec)·W_encᵀ + b_enc` and the centred input.
 pub(crate) fn pre_activations(params: &Params, x: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
     let centred = x.clone() - params.b_dec.clone().unsqueeze_dim(0);
-    let pre = centred.clone().matmul(params.w_enc.clone().transpose()) + params.b_enc.clone().unsqueeze_dim(0);
+    let pre = centred.clone().matmul(params.w_enc.clone().transpose())
+        + params.b_enc.clone().unsqueeze_dim(0);
     (pre, centred)
 }
 
@@ -174,16 +188,27 @@ mod tests {
         assert_eq!(a.len(), b.len());
         let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!((x - y).abs() <= 1e-4 * scale, "{what}[{i}]: analytic {x} vs autodiff {y}");
+            assert!(
+                (x - y).abs() <= 1e-4 * scale,
+                "{what}[{i}]: analytic {x} vs autodiff {y}"
+            );
         }
     }
 
     #[test]
     fn analytic_gradients_equal_autodiff() {
-        let dev = crate::train::Backend::default_cpu().unwrap().device().unwrap();
+        let dev = crate::train::Backend::default_cpu()
+            .unwrap()
+            .device()
+            .unwrap();
         let ad = dev.clone().autodiff();
         let (r, d, m, k) = (6, 5, 12, 3);
-        let (we, be, wd, bd) = (random(m * d, 1), random(m, 2), random(m * d, 3), random(d, 4));
+        let (we, be, wd, bd) = (
+            random(m * d, 1),
+            random(m, 2),
+            random(m * d, 3),
+            random(d, 4),
+        );
         let x_host = random(r * d, 5);
         let params = Params {
             w_enc: tensor2(we.clone(), [m, d], &dev),
@@ -232,21 +257,45 @@ mod tests {
         let mse = (xa_hat - xa.clone()).square().sum().div_scalar(r as f64);
         let res = tensor2(host(residual), [r, d], &ad);
         let aux_code = pre * mask(&aux);
-        let aux_loss = (aux_code.matmul(w_dec.clone()) - res).square().sum().mul_scalar(c);
+        let aux_loss = (aux_code.matmul(w_dec.clone()) - res)
+            .square()
+            .sum()
+            .mul_scalar(c);
         let all = (mse + aux_loss).backward();
-        close(&host(grads.w_enc), &host(w_enc.grad(&all).unwrap()), "w_enc");
-        close(&host(grads.b_enc), &host(b_enc.grad(&all).unwrap()), "b_enc");
-        close(&host(grads.w_dec), &host(w_dec.grad(&all).unwrap()), "w_dec");
-        close(&host(grads.b_dec), &host(b_dec.grad(&all).unwrap()), "b_dec");
+        close(
+            &host(grads.w_enc),
+            &host(w_enc.grad(&all).unwrap()),
+            "w_enc",
+        );
+        close(
+            &host(grads.b_enc),
+            &host(b_enc.grad(&all).unwrap()),
+            "b_enc",
+        );
+        close(
+            &host(grads.w_dec),
+            &host(w_dec.grad(&all).unwrap()),
+            "w_dec",
+        );
+        close(
+            &host(grads.b_dec),
+            &host(b_dec.grad(&all).unwrap()),
+            "b_dec",
+        );
     }
 
     #[test]
     fn decoder_projection_is_orthogonal_and_rows_unit() {
-        let dev = crate::train::Backend::default_cpu().unwrap().device().unwrap();
+        let dev = crate::train::Backend::default_cpu()
+            .unwrap()
+            .device()
+            .unwrap();
         let w = unit_rows(tensor2(random(4 * 3, 9), [4, 3], &dev));
         let norms = host(w.clone().square().sum_dim(1));
         norms.iter().for_each(|n| assert!((n - 1.0).abs() < 1e-5));
         let g = project_decoder_grad(&w, tensor2(random(12, 10), [4, 3], &dev));
-        host((g * w).sum_dim(1)).iter().for_each(|v| assert!(v.abs() < 1e-6));
+        host((g * w).sum_dim(1))
+            .iter()
+            .for_each(|v| assert!(v.abs() < 1e-6));
     }
 }
