@@ -3,6 +3,7 @@
 pub(crate) mod bm25;
 pub(crate) mod encode;
 pub(crate) mod eval;
+pub(crate) mod export;
 pub(crate) mod index;
 
 /// Errors surfaced to the user; each subcommand maps its failures into this.

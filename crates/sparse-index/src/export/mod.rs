@@ -314,6 +314,60 @@ pub fn query_weights<S: Scorer + ?Sized>(query: &Query, scorer: &S) -> Vec<(u32,
         .collect()
 }
 
+/// The index a dot-product engine holds after an export: every live document with its
+/// impacts under `scorer` quantized by `quantizer` as exact integer weights
+/// ([`WeightEncoding::Integer`](crate::WeightEncoding::Integer), so at most 2^21), same
+/// external ids, same term ids, the vocabulary kept. Searching it with
+/// [`DotProduct`](crate::DotProduct) and [`quantized_query`] computes exactly the integer
+/// scores Anserini's `-impact` search and CIFF-fed engines compute over the exported files.
+///
+/// ```
+/// use latent_terms_sparse_index::export::{Quantizer, quantized_impact_index, quantized_query};
+/// use latent_terms_sparse_index::{ClSr, DotProduct, IndexBuilder, IndexConfig, Query, SearchOptions, SparseVector};
+///
+/// let mut b = IndexBuilder::new(IndexConfig::default())?;
+/// for (i, w) in [0.9f32, 0.5, 0.1, 0.7].iter().enumerate() {
+///     b.add(format!("d{i}"), &SparseVector::new([(3, *w), (10 + i as u32, 1.0)])?)?;
+/// }
+/// let index = b.build()?;
+/// let q = Quantizer::new(100.0)?;
+/// let served = quantized_impact_index(&index, &ClSr::default(), q)?;
+/// let query = quantized_query(&Query::new([(3, 1.0)])?, &ClSr::default(), q)?;
+/// let hits = served.search(&query, &DotProduct, 1, &SearchOptions::default())?;
+/// assert_eq!(served.external_id(hits[0].doc), Some("d0"));
+/// assert_eq!(hits[0].score.fract(), 0.0);
+/// # Ok::<(), latent_terms_sparse_index::IndexError>(())
+/// ```
+pub fn quantized_impact_index<S: Scorer + ?Sized>(
+    index: &Index,
+    scorer: &S,
+    quantizer: Quantizer,
+) -> Result<Index> {
+    let docs = document_impacts(index, scorer)?;
+    let mut builder = crate::IndexBuilder::new(crate::IndexConfig::lexical())?;
+    for doc in docs {
+        let pairs = quantizer.quantize_pairs(&doc.impacts)?;
+        let vector = crate::SparseVector::new(pairs.into_iter().map(|(t, v)| (t, v as f32)))?;
+        builder.add(doc.id, &vector)?;
+    }
+    let mut out = builder.build()?;
+    if let Some(v) = index.vocabulary() {
+        out.set_vocabulary(v.clone())?;
+    }
+    Ok(out)
+}
+
+/// The query an engine receives for `query`: `round(query_factor(w) × scale)` per term,
+/// zeros dropped, as integer weights.
+pub fn quantized_query<S: Scorer + ?Sized>(
+    query: &Query,
+    scorer: &S,
+    quantizer: Quantizer,
+) -> Result<Query> {
+    let pairs = quantizer.quantize_pairs(&query_weights(query, scorer))?;
+    Query::new(pairs.into_iter().map(|(t, v)| (t, v as f32)))
+}
+
 /// Writes a file atomically: `fill` writes into a buffered temporary file in the same
 /// directory, which is fsynced and renamed over `path`.
 pub(crate) fn write_file(
