@@ -230,9 +230,15 @@ pub(crate) struct SearchArgs {
     /// round(impact × SCALE), query weights as round(weight × --query-scale), dot product.
     #[arg(long)]
     quantize: Option<f32>,
-    /// Query scale for --quantize (default: the same as --quantize).
-    #[arg(long, requires = "quantize")]
+    /// Query scale for --quantize (default: the same as --quantize); with --feature-field
+    /// and no --query-scale, query boosts stay floats.
+    #[arg(long)]
     query_scale: Option<f32>,
+    /// Search what an Elasticsearch/OpenSearch rank_features field holds instead: impacts
+    /// (quantized by --quantize if given) with Lucene FeatureField's 9 significant bits,
+    /// dot product with the query boosts.
+    #[arg(long)]
+    feature_field: bool,
     /// Where to write the TREC run.
     #[arg(long)]
     run: PathBuf,
@@ -248,9 +254,10 @@ pub(crate) fn search(args: &SearchArgs) -> CliResult {
     let index = Index::open(&args.index)?;
     let scorer = args.scorer.scorer()?;
     let queries = read_queries(Some(&args.queries), &index)?;
-    let mut run = Run::new(match args.quantize {
-        Some(_) => "latent-terms-quantized",
-        None => "latent-terms",
+    let mut run = Run::new(match (args.feature_field, args.quantize) {
+        (true, _) => "latent-terms-feature-field",
+        (false, Some(_)) => "latent-terms-quantized",
+        (false, None) => "latent-terms",
     });
     let options = SearchOptions::default();
     let mut push = |ix: &Index, id: &str, hits: Vec<latent_terms::sparse_index::Hit>| {
@@ -260,21 +267,39 @@ pub(crate) fn search(args: &SearchArgs) -> CliResult {
             .collect();
         run.extend_query(id, hits)
     };
-    match args.quantize {
-        Some(scale) => {
-            let doc = Quantizer::new(scale)?;
-            let query = Quantizer::new(args.query_scale.unwrap_or(scale))?;
-            let served = export::quantized_impact_index(&index, &*scorer, doc)?;
-            for q in &queries {
-                let query = export::quantized_query(&q.query, &*scorer, query)?;
-                let hits = served.search(&query, &DotProduct, args.top, &options)?;
-                push(&served, &q.id, hits)?;
-            }
+    if args.query_scale.is_some() && args.quantize.is_none() && !args.feature_field {
+        return Err("--query-scale needs --quantize or --feature-field".into());
+    }
+    if args.feature_field {
+        let served = export::feature_field_index(&index, &*scorer, quantizer(args.quantize)?)?;
+        let query_scale = quantizer(args.query_scale)?;
+        for q in &queries {
+            let query = match query_scale {
+                Some(qs) => export::quantized_query(&q.query, &*scorer, qs)?,
+                None => latent_terms::sparse_index::Query::new(export::query_weights(
+                    &q.query, &*scorer,
+                ))?,
+            };
+            let hits = served.search(&query, &DotProduct, args.top, &options)?;
+            push(&served, &q.id, hits)?;
         }
-        None => {
-            for q in &queries {
-                let hits = index.search(&q.query, &*scorer, args.top, &options)?;
-                push(&index, &q.id, hits)?;
+    } else {
+        match args.quantize {
+            Some(scale) => {
+                let doc = Quantizer::new(scale)?;
+                let query = Quantizer::new(args.query_scale.unwrap_or(scale))?;
+                let served = export::quantized_impact_index(&index, &*scorer, doc)?;
+                for q in &queries {
+                    let query = export::quantized_query(&q.query, &*scorer, query)?;
+                    let hits = served.search(&query, &DotProduct, args.top, &options)?;
+                    push(&served, &q.id, hits)?;
+                }
+            }
+            None => {
+                for q in &queries {
+                    let hits = index.search(&q.query, &*scorer, args.top, &options)?;
+                    push(&index, &q.id, hits)?;
+                }
             }
         }
     }

@@ -357,6 +357,54 @@ pub fn quantized_impact_index<S: Scorer + ?Sized>(
     Ok(out)
 }
 
+/// The value Lucene's `FeatureField` (the `rank_features` field of Elasticsearch and
+/// OpenSearch) stores for `x > 0`: the float's top 17 bits, i.e. 9 significant bits,
+/// truncated. Integers up to 512 survive exactly; other values lose less than 2^-8
+/// relative. Checked against Lucene itself with `scripts/FeatureFieldPrecision.java`.
+///
+/// ```
+/// use latent_terms_sparse_index::export::lucene_feature_value;
+/// assert_eq!(lucene_feature_value(512.0), 512.0);
+/// assert_eq!(lucene_feature_value(513.0), 512.0);
+/// assert_eq!(lucene_feature_value(1475.0), 1472.0);
+/// ```
+pub fn lucene_feature_value(x: f32) -> f32 {
+    f32::from_bits((x.to_bits() >> 15) << 15)
+}
+
+/// What an Elasticsearch/OpenSearch `rank_features` field holds after
+/// [`write_opensearch`] with the same settings: impacts under `scorer`, quantized by
+/// `quantizer` if given, then truncated by [`lucene_feature_value`], as f32 weights. Search
+/// it with [`DotProduct`](crate::DotProduct) and [`quantized_query`] (or
+/// [`query_weights`] for float boosts) to see the ranking the engine's linear
+/// `rank_feature` clauses compute, up to f32 summation order.
+pub fn feature_field_index<S: Scorer + ?Sized>(
+    index: &Index,
+    scorer: &S,
+    quantizer: Option<Quantizer>,
+) -> Result<Index> {
+    let docs = document_impacts(index, scorer)?;
+    let mut builder = crate::IndexBuilder::new(crate::IndexConfig::default())?;
+    for doc in docs {
+        let mut pairs = Vec::with_capacity(doc.impacts.len());
+        for (t, x) in doc.impacts {
+            let v = match quantizer {
+                Some(q) => q.quantize(x)? as f32,
+                None => x,
+            };
+            if v > 0.0 && v.is_normal() {
+                pairs.push((t, lucene_feature_value(v)));
+            }
+        }
+        builder.add(doc.id, &crate::SparseVector::new(pairs)?)?;
+    }
+    let mut out = builder.build()?;
+    if let Some(v) = index.vocabulary() {
+        out.set_vocabulary(v.clone())?;
+    }
+    Ok(out)
+}
+
 /// The query an engine receives for `query`: `round(query_factor(w) × scale)` per term,
 /// zeros dropped, as integer weights.
 pub fn quantized_query<S: Scorer + ?Sized>(
@@ -512,6 +560,25 @@ mod tests {
         assert!(docs.iter().all(|d| d.impacts.is_empty()));
         let docs = document_impacts(&index, &Bm25::default()).expect("impacts");
         assert_eq!(docs[1].impacts.len(), 2);
+    }
+
+    #[test]
+    fn feature_values_match_lucene() {
+        // Printed by scripts/FeatureFieldPrecision.java with Anserini 1.7.1's Lucene.
+        for (x, lucene) in [
+            (1.0f32, 1.0f32),
+            (42.0, 42.0),
+            (511.0, 511.0),
+            (512.0, 512.0),
+            (513.0, 512.0),
+            (803.0, 802.0),
+            (1249.0, 1248.0),
+            (1475.0, 1472.0),
+            (0.42, 0.41992188),
+            (0.1, 0.099853516),
+        ] {
+            assert_eq!(lucene_feature_value(x), lucene, "{x}");
+        }
     }
 
     #[test]
