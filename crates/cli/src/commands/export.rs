@@ -129,11 +129,12 @@ pub(crate) fn export(args: &ExportArgs) -> CliResult {
             let query = Quantizer::new(args.query_scale.or(args.scale).unwrap_or(100.0))?;
             let s = export::write_anserini(&index, &*scorer, &queries, doc, query, &args.out)?;
             eprintln!(
-                "anserini: {} documents, {} postings ({} quantized to 0 and left out), {} topics -> {}/corpus/docs.jsonl, {}/topics.tsv",
+                "anserini: {} documents, {} postings ({} quantized to 0 and left out), {} topics ({} queries without terms left out) -> {}/corpus/docs.jsonl, {}/topics.tsv",
                 s.documents,
                 s.postings,
                 s.dropped_postings,
                 s.queries,
+                s.empty_queries,
                 args.out.display(),
                 args.out.display()
             );

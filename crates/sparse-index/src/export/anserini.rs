@@ -23,6 +23,9 @@ pub struct AnseriniExport {
     pub dropped_postings: u64,
     /// Topics written to `topics.tsv`.
     pub queries: u64,
+    /// Queries left out of `topics.tsv` because no term kept a positive integer weight
+    /// (Anserini's topic reader fails on an empty topic; such a query retrieves nothing).
+    pub empty_queries: u64,
 }
 
 /// One line of Anserini's `TsvString` topics for `-impact -pretokenized` search: the query
@@ -30,8 +33,9 @@ pub struct AnseriniExport {
 /// spaces. Anserini counts the repeats back into a per-term weight, so its score is the
 /// integer dot product `Σ_t weight_t · impact_td`.
 ///
-/// Errors when the id or a term name contains whitespace (it would change the tokens) or
-/// the query has more than 2^24 tokens.
+/// Errors when the id or a term name contains whitespace (it would change the tokens), the
+/// query has no token (Anserini 1.7.1's `TsvString` reader fails on an empty topic), or it
+/// has more than 2^24 tokens.
 ///
 /// ```
 /// use latent_terms_sparse_index::export::{TermNames, anserini_topic_line};
@@ -46,6 +50,11 @@ pub fn anserini_topic_line(
 ) -> Result<String> {
     check_token("query id", id)?;
     let total: u64 = weights.iter().map(|&(_, w)| u64::from(w)).sum();
+    if total == 0 {
+        return Err(IndexError::Export {
+            what: format!("query {id:?} has no term with a positive weight"),
+        });
+    }
     if total > 1 << 24 {
         return Err(IndexError::Export {
             what: format!(
@@ -86,11 +95,13 @@ fn check_token(what: &str, s: &str) -> Result<()> {
 /// Writes an Anserini impact collection of `index` into directory `out`:
 ///
 /// * `out/corpus/docs.jsonl`: one `{"id", "contents": "", "vector": {term: impact}}` per
-///   live document, impacts `round(idf · doc_factor × scale)` under `scorer`, for
+///   live document (Anserini counts a document without terms as "empty" and skips it),
+///   impacts `round(idf · doc_factor × scale)` under `scorer`, for
 ///   `IndexCollection -collection JsonVectorCollection -impact -pretokenized`;
 /// * `out/topics.tsv`: the queries, weights `round(query_factor × scale)`, in the format of
 ///   [`anserini_topic_line`], for `SearchCollection -topicReader TsvString -impact
-///   -pretokenized`.
+///   -pretokenized`; queries left with no term are counted in
+///   [`AnseriniExport::empty_queries`] and not written.
 ///
 /// With [`DotProduct`](crate::DotProduct) the impacts are the stored weights themselves.
 /// Files are written atomically; `out` is created if missing.
@@ -131,6 +142,7 @@ pub fn write_anserini<S: Scorer + ?Sized>(
         postings: 0,
         dropped_postings: 0,
         queries: 0,
+        empty_queries: 0,
     };
     write_file(&corpus, |w| {
         let io = io_at(&corpus);
@@ -162,6 +174,10 @@ pub fn write_anserini<S: Scorer + ?Sized>(
         let io = io_at(&topics);
         for q in queries {
             let weights = query_quantizer.quantize_pairs(&query_weights(&q.query, scorer))?;
+            if weights.is_empty() {
+                summary.empty_queries += 1;
+                continue;
+            }
             let line = anserini_topic_line(&q.id, &weights, names)?;
             w.write_all(line.as_bytes()).map_err(&io)?;
             w.write_all(b"\n").map_err(&io)?;
@@ -180,9 +196,7 @@ mod tests {
     fn topic_lines_refuse_whitespace_and_huge_queries() {
         assert!(anserini_topic_line("q 1", &[(1, 1)], TermNames::Latent).is_err());
         assert!(anserini_topic_line("q1", &[(1, 1 << 25)], TermNames::Latent).is_err());
-        assert_eq!(
-            anserini_topic_line("q1", &[], TermNames::Latent).expect("ok"),
-            "q1\t"
-        );
+        assert!(anserini_topic_line("q1", &[], TermNames::Latent).is_err());
+        assert!(anserini_topic_line("q1", &[(3, 0)], TermNames::Latent).is_err());
     }
 }

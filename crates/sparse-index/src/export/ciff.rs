@@ -136,6 +136,23 @@ fn to_i32(value: u64, what: &str) -> Result<i32> {
 /// term frequencies exactly). Terms are named by [`TermNames::for_index`] and sorted
 /// bytewise, as Lucene's term dictionary is; a document's length is the sum of its
 /// exported `tf`s.
+///
+/// ```
+/// use latent_terms_sparse_index::export::{Quantizer, index_to_ciff};
+/// use latent_terms_sparse_index::{DotProduct, IndexBuilder, IndexConfig, SparseVector};
+///
+/// let mut b = IndexBuilder::new(IndexConfig::default())?;
+/// b.add("a", &SparseVector::new([(5, 0.25), (40, 1.0)])?)?;
+/// b.add("b", &SparseVector::new([(5, 0.5)])?)?;
+/// let index = b.build()?;
+/// let (file, _) = index_to_ciff(&index, &DotProduct, Some(Quantizer::new(100.0)?), "demo")?;
+/// // "l40" < "l5" bytewise; docids are gaps: b is docid 0 + 1.
+/// assert_eq!(file.postings_lists[0].term, "l40");
+/// let l5 = &file.postings_lists[1];
+/// assert_eq!(l5.postings.iter().map(|p| (p.docid, p.tf)).collect::<Vec<_>>(), [(0, 25), (1, 50)]);
+/// assert_eq!(file.doc_records[0].doclength, 125);
+/// # Ok::<(), latent_terms_sparse_index::IndexError>(())
+/// ```
 pub fn index_to_ciff(
     index: &Index,
     scorer: &dyn Scorer,
@@ -342,7 +359,23 @@ fn read_message<M: Message + Default, R: Read>(reader: &mut R, what: &str) -> Re
 
 /// Reads a whole CIFF file: the header, exactly `num_postings_lists` postings lists and
 /// `num_docs` document records, and nothing after them. Structure only; [`ciff_to_index`]
-/// checks the content.
+/// checks the content. Memory grows with the messages actually present, never with the
+/// counts a header claims.
+///
+/// ```
+/// use latent_terms_sparse_index::export::{ciff_to_index, index_to_ciff, read_ciff};
+/// use latent_terms_sparse_index::{DotProduct, IndexBuilder, IndexConfig, SparseVector};
+///
+/// let mut b = IndexBuilder::new(IndexConfig::lexical())?;
+/// b.add("a", &SparseVector::new([(7, 3.0)])?)?;
+/// let (file, _) = index_to_ciff(&b.build()?, &DotProduct, None, "")?;
+/// let bytes = file.to_bytes();
+/// assert_eq!(read_ciff(bytes.as_slice())?, file);
+/// assert!(read_ciff(&bytes[..bytes.len() - 1]).is_err());
+/// let index = ciff_to_index(&file)?;
+/// assert_eq!(index.postings(7)?, vec![(0, 3.0)]);
+/// # Ok::<(), latent_terms_sparse_index::IndexError>(())
+/// ```
 pub fn read_ciff<R: Read>(reader: R) -> Result<CiffFile> {
     let mut reader = BufReader::new(reader);
     let header: CiffHeader = read_message(&mut reader, "the header")?;

@@ -13,18 +13,18 @@
 //!
 //! ```
 //! use latent_terms_sparse_index::export::{self, Quantizer, TermNames};
-//! use latent_terms_sparse_index::{ClSr, IndexBuilder, IndexConfig, Query, SparseVector};
+//! use latent_terms_sparse_index::{Bm25, IndexBuilder, IndexConfig, Query, SparseVector};
 //!
 //! let mut b = IndexBuilder::new(IndexConfig::default())?;
 //! b.add("d1", &SparseVector::new([(17, 0.8), (42, 0.1)])?)?;
 //! b.add("d2", &SparseVector::new([(42, 0.9)])?)?;
 //! let index = b.build()?;
-//! let docs = export::document_impacts(&index, &ClSr::default())?;
+//! let docs = export::document_impacts(&index, &Bm25::default())?;
 //! let q = Quantizer::new(100.0)?;
 //! assert_eq!(docs[0].id, "d1");
 //! assert!(q.quantize(docs[0].impacts[0].1)? > 0);
 //! assert_eq!(TermNames::for_index(&index).name(17)?, "l17");
-//! let weights = export::query_weights(&Query::new([(17, 1.0)])?, &ClSr::default());
+//! let weights = export::query_weights(&Query::new([(17, 1.0)])?, &Bm25::default());
 //! assert_eq!(weights.len(), 1);
 //! # Ok::<(), latent_terms_sparse_index::IndexError>(())
 //! ```
@@ -328,6 +328,10 @@ pub fn query_weights<S: Scorer + ?Sized>(query: &Query, scorer: &S) -> Vec<(u32,
 /// let mut b = IndexBuilder::new(IndexConfig::default())?;
 /// for (i, w) in [0.9f32, 0.5, 0.1, 0.7].iter().enumerate() {
 ///     b.add(format!("d{i}"), &SparseVector::new([(3, *w), (10 + i as u32, 1.0)])?)?;
+/// }
+/// // CL-SR's idf ln(|D| / (1 + df)) needs the term to be rare: add documents without it.
+/// for i in 0..8 {
+///     b.add(format!("other{i}"), &SparseVector::new([(20 + i, 1.0)])?)?;
 /// }
 /// let index = b.build()?;
 /// let q = Quantizer::new(100.0)?;
