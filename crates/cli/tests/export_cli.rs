@@ -57,6 +57,20 @@ fn ciff_round_trip_anserini_and_opensearch_exports() {
     ]);
     let imported = d.join("imported.idx");
     cli(&["import-ciff", p(&ciff), "--out", p(&imported)]);
+    // The same file gzipped (as Anserini distributes its CIFF exports) imports the same.
+    let gz = d.join("limit.ciff.gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).expect("create"),
+        flate2::Compression::fast(),
+    );
+    std::io::copy(&mut std::fs::File::open(&ciff).expect("open"), &mut enc).expect("compress");
+    enc.finish().expect("gzip written");
+    let from_gz = d.join("from-gz.idx");
+    cli(&["import-ciff", p(&gz), "--out", p(&from_gz)]);
+    assert_eq!(
+        std::fs::read(&imported).expect("index"),
+        std::fs::read(&from_gz).expect("index")
+    );
     let search = |index: &Path, run: &Path, extra: &[&str]| {
         let mut args = vec![
             "search",

@@ -191,7 +191,7 @@ pub(crate) fn export(args: &ExportArgs) -> CliResult {
 
 #[derive(Args)]
 pub(crate) struct ImportCiffArgs {
-    /// A CIFF file (Anserini's, PISA's or ours).
+    /// A CIFF file (Anserini's, PISA's or ours); `.gz` files are decompressed.
     file: PathBuf,
     /// Where to save the index (one file, the format of docs/index-format.md).
     #[arg(long)]
@@ -199,7 +199,14 @@ pub(crate) struct ImportCiffArgs {
 }
 
 pub(crate) fn import_ciff(args: &ImportCiffArgs) -> CliResult {
-    let index = export::import_ciff(&args.file)?;
+    let file = File::open(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?;
+    let ciff = if args.file.extension().is_some_and(|e| e == "gz") {
+        export::read_ciff(flate2::read::GzDecoder::new(file))
+    } else {
+        export::read_ciff(file)
+    }
+    .map_err(|e| format!("{}: {e}", args.file.display()))?;
+    let index = export::ciff_to_index(&ciff)?;
     index.save(&args.out)?;
     let stats = index.statistics()?;
     eprintln!(
