@@ -24,6 +24,12 @@ enum Command {
     Encode(commands::encode::EncodeArgs),
     /// Exact dense retrieval over embeddings stores; writes a TREC run.
     Dense(commands::encode::DenseArgs),
+    /// Export an index for Anserini/Lucene, Elasticsearch/OpenSearch or CIFF (docs/scale-out.md).
+    Export(commands::export::ExportArgs),
+    /// Import a CIFF file (from Anserini, PISA or `export --format ciff`) as an index.
+    ImportCiff(commands::export::ImportCiffArgs),
+    /// Search a saved index with weighted or text queries; writes a TREC run.
+    Search(commands::export::SearchArgs),
     /// Inspect saved indexes.
     #[command(subcommand)]
     Index(commands::index::IndexCommand),
@@ -42,6 +48,9 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(&args),
         Command::Bm25(args) => commands::bm25::run(&args),
         Command::Index(command) => commands::index::run(&command),
+        Command::Export(args) => commands::export::export(&args),
+        Command::ImportCiff(args) => commands::export::import_ciff(&args),
+        Command::Search(args) => commands::export::search(&args),
         Command::Encode(args) => commands::encode::encode(&args),
         Command::Dense(args) => commands::encode::dense(&args),
         Command::Sae(command) => commands::sae::run(&command),

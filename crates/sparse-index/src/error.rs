@@ -152,6 +152,18 @@ pub enum IndexError {
         /// The damaged section.
         section: String,
     },
+    /// A CIFF file (Common Index File Format) is malformed or cannot be imported.
+    #[error("invalid CIFF data ({what}); check that the file is a complete CIFF export")]
+    InvalidCiff {
+        /// What is wrong.
+        what: String,
+    },
+    /// An export cannot be written as asked.
+    #[error("cannot export: {what}")]
+    Export {
+        /// What is wrong, and what to change.
+        what: String,
+    },
     /// The file is structurally invalid.
     #[error("index data is corrupted ({what}); restore it from a backup or rebuild it")]
     Corrupted {

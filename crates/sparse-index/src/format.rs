@@ -484,7 +484,7 @@ fn load(file: Bytes, options: &LoadOptions) -> Result<Index> {
 /// Unique temporary names even for concurrent saves from one process.
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-fn write_atomically<F>(path: &Path, fill: F) -> Result<()>
+pub(crate) fn write_atomically<F>(path: &Path, fill: F) -> Result<()>
 where
     F: FnOnce(&mut BufWriter<&File>) -> io::Result<Result<u64>>,
 {

@@ -388,6 +388,56 @@ impl Index {
         Ok(df)
     }
 
+    /// Distinct term ids with at least one posting in some segment, increasing (terms whose
+    /// every document is deleted are included until a merge).
+    pub fn term_ids(&self) -> Vec<u32> {
+        let mut terms: Vec<u32> = self
+            .segments
+            .iter()
+            .flat_map(|e| e.segment.inner.terms.iter().map(|t| t.term))
+            .collect();
+        terms.sort_unstable();
+        terms.dedup();
+        terms
+    }
+
+    /// The live postings of `term`: `(internal doc id, decoded weight)` in increasing doc id
+    /// order; empty for an unknown term.
+    ///
+    /// ```
+    /// use latent_terms_sparse_index::{IndexBuilder, IndexConfig, SparseVector};
+    ///
+    /// let mut b = IndexBuilder::new(IndexConfig::default())?;
+    /// b.add("a", &SparseVector::new([(4, 0.5)])?)?;
+    /// b.add("b", &SparseVector::new([(4, 1.5), (9, 1.0)])?)?;
+    /// let mut index = b.build()?;
+    /// index.delete("a");
+    /// assert_eq!(index.postings(4)?, vec![(1, 1.5)]);
+    /// assert_eq!(index.term_ids(), vec![4, 9]);
+    /// # Ok::<(), latent_terms_sparse_index::IndexError>(())
+    /// ```
+    pub fn postings(&self, term: u32) -> Result<Vec<(DocId, f32)>> {
+        let mut out = Vec::new();
+        let mut docs = [0u32; BLOCK_LEN];
+        let mut weights = [0f32; BLOCK_LEN];
+        for e in &self.segments {
+            let inner = &e.segment.inner;
+            let Some(ti) = inner.term_index(term) else {
+                continue;
+            };
+            let t = inner.terms[ti];
+            for block in t.first_block..t.first_block + t.num_blocks {
+                let n = inner.decode_block(block, &mut docs, &mut weights)?;
+                for (&d, &w) in docs[..n].iter().zip(&weights[..n]) {
+                    if !e.deletes.contains(d) {
+                        out.push((e.base + d, w));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Segment index and local id of an internal id.
     pub(crate) fn locate(&self, doc: DocId) -> Result<(usize, u32)> {
         let si = self.segments.partition_point(|e| e.base <= doc);

@@ -14,6 +14,8 @@
 //!   memory-maps it; [`Index::from_bytes`] loads from memory. `docs/index-format.md`
 //!   documents the format.
 //! * [`Index::statistics`] and [`Index::flops`] give the numbers the papers report.
+//! * [`export`] serves the terms from other engines: Anserini/Lucene impact indexes,
+//!   Elasticsearch/OpenSearch `rank_features`, and CIFF (export and import).
 //!
 //! ```
 //! use latent_terms_sparse_index::{Analyzer, Bm25, IndexBuilder, IndexConfig, SearchOptions, Vocabulary};
@@ -38,6 +40,7 @@ mod bytes;
 mod codec;
 mod error;
 mod explain;
+pub mod export;
 mod format;
 mod index;
 mod postings;

@@ -3,6 +3,7 @@
 pub(crate) mod bm25;
 pub(crate) mod encode;
 pub(crate) mod eval;
+pub(crate) mod export;
 pub(crate) mod index;
 pub(crate) mod run;
 pub(crate) mod sae;
