@@ -136,7 +136,7 @@ impl SaeEncoder {
 
     fn check_input(&self, rows: &[f32]) -> Result<()> {
         let d = self.d_in();
-        if rows.len() % d != 0 {
+        if !rows.len().is_multiple_of(d) {
             return Err(Error::DimensionMismatch {
                 expected: d,
                 got: rows.len() % d,
@@ -391,9 +391,9 @@ mod tests {
             values: vec![0.5, 2.0],
         };
         let out = sae.decode(std::slice::from_ref(&code));
-        for i in 0..6 {
+        for (i, got) in out.iter().enumerate() {
             let want = w.b_dec[i] + 0.5 * w.w_dec[2 * 6 + i] + 2.0 * w.w_dec[9 * 6 + i];
-            assert!((out[i] - want).abs() < 1e-6);
+            assert!((got - want).abs() < 1e-6);
         }
     }
 }

@@ -83,7 +83,7 @@ impl Error {
 
 /// Checks that `data` holds rows of width `dim` with only finite values.
 pub(crate) fn check_rows(what: &'static str, data: &[f32], dim: usize) -> Result<()> {
-    if dim == 0 || data.len() % dim != 0 {
+    if dim == 0 || !data.len().is_multiple_of(dim) {
         return Err(Error::DimensionMismatch {
             expected: dim,
             got: if dim == 0 { 0 } else { data.len() % dim },

@@ -1,5 +1,6 @@
 //! Synthetic planted dictionary: unit-norm atoms, k-sparse non-negative codes, noise.
 //! Training must recover at least 90% of the atoms with cosine ≥ 0.9.
+#![allow(clippy::unwrap_used)]
 
 use latent_terms_sae::SaeKind;
 use latent_terms_sae::train::{Backend, TrainConfig, TrainSet, Trainer};

@@ -251,7 +251,7 @@ pub fn generate_limit(spec: &LimitSpec) -> Result<LimitCollection> {
     if docs > max_people {
         return bad(format!("at most {max_people} documents"));
     }
-    let mut rng = SplitMix(seed ^ 0x4c49_4d49_54);
+    let mut rng = SplitMix(seed ^ 0x004c_494d_4954);
     let mut attr_order: Vec<usize> = (0..attributes).collect();
     rng.shuffle(&mut attr_order);
     let (query_attrs, filler_attrs) = attr_order.split_at(queries);

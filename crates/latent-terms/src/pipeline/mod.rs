@@ -760,12 +760,11 @@ pub fn run(
     // 5. Tuning.
     let params_path = runs_dir.join("params.json");
     let params = clock.time("tune", |cached| {
-        if let Ok(text) = std::fs::read_to_string(&params_path) {
-            if let Ok(p) = serde_json::from_str::<ChosenParams>(&text) {
+        if let Ok(text) = std::fs::read_to_string(&params_path)
+            && let Ok(p) = serde_json::from_str::<ChosenParams>(&text) {
                 *cached = true;
                 return Ok(p);
             }
-        }
         let s = &config.scoring;
         let params = match &tuning {
             Some((split, qrels, ids)) => {

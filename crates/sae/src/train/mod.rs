@@ -434,17 +434,18 @@ impl Trainer {
             metrics.lr = lr;
             metrics.samples_per_s = window.1 as f64 / window.0.elapsed().as_secs_f64().max(1e-9);
             metrics.threshold = state.threshold().unwrap_or(0.0) as f64;
-            if state.step % c.log_every.max(1) == 0 || state.step == run.total_steps {
+            if state.step.is_multiple_of(c.log_every.max(1)) || state.step == run.total_steps {
                 history.push(metrics.clone());
                 window = (Instant::now(), 0);
             }
             observe(&metrics);
-            if let Some(p) = &self.checkpoints {
-                if state.step % p.every_steps.max(1) == 0 && state.step < run.total_steps {
-                    let w = from_device(&params, &weights, &state)?;
-                    state.sync_moments(&moments)?;
-                    save_checkpoint(&p.path, &w, &state)?;
-                }
+            if let Some(p) = &self.checkpoints
+                && state.step.is_multiple_of(p.every_steps.max(1))
+                && state.step < run.total_steps
+            {
+                let w = from_device(&params, &weights, &state)?;
+                state.sync_moments(&moments)?;
+                save_checkpoint(&p.path, &w, &state)?;
             }
         }
         let weights = from_device(&params, &weights, &state)?;

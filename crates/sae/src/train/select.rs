@@ -28,6 +28,9 @@ impl Pattern {
     }
 }
 
+/// One row's chosen `(latent, value)` pairs.
+type Picked = Vec<(u32, f32)>;
+
 fn by_value_desc(a: &(u32, f32), b: &(u32, f32)) -> std::cmp::Ordering {
     b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
 }
@@ -56,7 +59,7 @@ pub(crate) fn top_k(
     k: usize,
     aux: Option<(&[bool], usize)>,
 ) -> (Pattern, Pattern) {
-    let picked: Vec<(Vec<(u32, f32)>, Vec<(u32, f32)>)> = pre
+    let picked: Vec<(Picked, Picked)> = pre
         .par_chunks(m)
         .map(|row| {
             let main = top_k_positive(row, k, None);
@@ -95,7 +98,7 @@ pub(crate) fn batch_top_k(
         positive.iter().copied().fold(f32::INFINITY, f32::min)
     };
     drop(positive);
-    let picked: Vec<(Vec<(u32, f32)>, Vec<(u32, f32)>)> = pre
+    let picked: Vec<(Picked, Picked)> = pre
         .par_chunks(m)
         .map(|row| {
             let main: Vec<(u32, f32)> = row
