@@ -31,6 +31,17 @@ impl Pattern {
 /// One row's chosen `(latent, value)` pairs.
 type Picked = Vec<(u32, f32)>;
 
+/// Per-row (main, AuxK) picks into the two coordinate patterns.
+fn patterns(picked: &[(Picked, Picked)]) -> (Pattern, Pattern) {
+    let mut main = Pattern::default();
+    let mut aux = Pattern::default();
+    for (r, (a, b)) in picked.iter().enumerate() {
+        main.extend(r, a);
+        aux.extend(r, b);
+    }
+    (main, aux)
+}
+
 fn by_value_desc(a: &(u32, f32), b: &(u32, f32)) -> std::cmp::Ordering {
     b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
 }
@@ -69,13 +80,7 @@ pub(crate) fn top_k(
             (main, aux)
         })
         .collect();
-    let mut main = Pattern::default();
-    let mut aux_pattern = Pattern::default();
-    for (r, (a, b)) in picked.iter().enumerate() {
-        main.extend(r, a);
-        aux_pattern.extend(r, b);
-    }
-    (main, aux_pattern)
+    patterns(&picked)
 }
 
 /// BatchTopK: the `rows × k` largest positive entries of the whole batch. Returns the
@@ -113,12 +118,7 @@ pub(crate) fn batch_top_k(
             (main, aux)
         })
         .collect();
-    let mut main = Pattern::default();
-    let mut aux_pattern = Pattern::default();
-    for (r, (a, b)) in picked.iter().enumerate() {
-        main.extend(r, a);
-        aux_pattern.extend(r, b);
-    }
+    let (main, aux_pattern) = patterns(&picked);
     (main, aux_pattern, if cut.is_finite() { cut } else { 0.0 })
 }
 
