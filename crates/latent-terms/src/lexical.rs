@@ -81,14 +81,7 @@ impl LexicalIndex {
         let hits = self
             .index
             .search(&query, scorer, k, &SearchOptions::default())?;
-        Ok(hits
-            .into_iter()
-            .filter_map(|h| {
-                self.index
-                    .external_id(h.doc)
-                    .map(|id| (id.to_owned(), h.score))
-            })
-            .collect())
+        Ok(crate::lexical::named_hits(&self.index, hits))
     }
 
     /// Searches every query and collects a TREC run tagged `tag`.
@@ -106,4 +99,14 @@ impl LexicalIndex {
         }
         Ok(run)
     }
+}
+
+/// Search hits as `(external id, score)`, dropping any without an id.
+pub(crate) fn named_hits(
+    index: &Index,
+    hits: Vec<latent_terms_sparse_index::Hit>,
+) -> Vec<(String, f32)> {
+    hits.into_iter()
+        .filter_map(|h| index.external_id(h.doc).map(|id| (id.to_owned(), h.score)))
+        .collect()
 }

@@ -93,14 +93,7 @@ impl LatentIndex {
         let hits = self
             .index
             .search(query, scorer, k, &SearchOptions::default())?;
-        Ok(hits
-            .into_iter()
-            .filter_map(|h| {
-                self.index
-                    .external_id(h.doc)
-                    .map(|id| (id.to_owned(), h.score))
-            })
-            .collect())
+        Ok(crate::lexical::named_hits(&self.index, hits))
     }
 
     /// Searches every `(query id, query)` and collects a TREC run tagged `tag`.
