@@ -51,7 +51,7 @@ pub use config::{
 pub use latent_index::{LatentIndex, code_to_query, code_to_vector};
 pub use limit::{LimitCollection, LimitSpec, generate_limit, write_limit};
 pub use mismatch::{MismatchSet, mismatch_sets, missed_queries, reciprocal_rank_at};
-pub use report::{ChosenParams, MethodRow, Report, write_atomic};
+pub use report::{Artifacts, ChosenParams, MethodRow, Report, write_atomic};
 pub use zipf::{ZipfCurve, ZipfReport, curve as zipf_curve, fit_exponent, zipf_report};
 
 use crate::error::{Error, Result};
@@ -947,6 +947,7 @@ pub fn run(
             mismatch,
             config: config.clone(),
             cache_keys: BTreeMap::new(),
+            artifacts: Artifacts::default(),
         })
     })?;
     let mut report = report;
@@ -958,6 +959,21 @@ pub fn run(
     report.stage_seconds = clock.seconds;
     report.cached_stages = clock.cached;
     report.cache_keys = clock.keys;
+    let absolute = |p: &Path| {
+        std::path::absolute(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .display()
+            .to_string()
+    };
+    report.artifacts = Artifacts {
+        dataset: absolute(&inputs.dataset),
+        corpus_embeddings: absolute(&corpus_path),
+        query_embeddings: absolute(&query_path),
+        sae: absolute(&sae_path),
+        latent_index: absolute(&latent_path),
+        lexical_index: absolute(&lexical_path),
+        runs: absolute(&runs_out),
+    };
     report.write(&inputs.out)?;
     Ok(report)
 }

@@ -106,6 +106,29 @@ pub struct Report {
     pub config: PipelineConfig,
     /// Cache keys of the stages.
     pub cache_keys: BTreeMap<String, String>,
+    /// Where the run's inputs and artefacts are, so later tools (the latent explorer,
+    /// `latent-terms explain`) can reopen them without re-running anything.
+    #[serde(default)]
+    pub artifacts: Artifacts,
+}
+
+/// Paths of a run's inputs and cached artefacts (absolute where the run could make them so).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Artifacts {
+    /// The BEIR dataset directory.
+    pub dataset: String,
+    /// Corpus embeddings store.
+    pub corpus_embeddings: String,
+    /// Query embeddings store.
+    pub query_embeddings: String,
+    /// SAE weights (`.safetensors`, with its `.cfg.json`).
+    pub sae: String,
+    /// Latent-term index (documents encoded at the chosen `doc_k`).
+    pub latent_index: String,
+    /// Lexical BM25 index.
+    pub lexical_index: String,
+    /// Directory of the evaluated runs (`<method>.run`).
+    pub runs: String,
 }
 
 const COLUMNS: [(&str, &str); 8] = [
@@ -371,6 +394,7 @@ pub(crate) mod tests {
             }],
             config: PipelineConfig::default(),
             cache_keys: BTreeMap::new(),
+            artifacts: Artifacts::default(),
         }
     }
 
