@@ -34,6 +34,9 @@ pub(crate) struct RunArgs {
     /// Query embeddings store made earlier (with --corpus-emb).
     #[arg(long, requires = "corpus_emb")]
     query_emb: Option<PathBuf>,
+    /// Use this trained SAE (from `latent-terms sae train`) instead of training one.
+    #[arg(long)]
+    sae: Option<PathBuf>,
     /// Add an embeddings store to the SAE training set (repeat the flag); appended to
     /// the config's `extra_training_stores`.
     #[arg(long = "train-extra")]
@@ -137,6 +140,7 @@ pub(crate) fn run(args: &RunArgs) -> CliResult {
         out: out.clone(),
         cache: args.cache.clone(),
         embeddings: args.corpus_emb.clone().zip(args.query_emb.clone()),
+        sae: args.sae.clone(),
     };
     let bars = Bars {
         bar: Mutex::new(None),

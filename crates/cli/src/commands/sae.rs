@@ -326,7 +326,7 @@ fn train(args: &TrainArgs) -> CliResult {
         trainer.train(&set, &mut observe)?
     };
     bar.finish_and_clear();
-    write_reports(args, &config, &outcome)?;
+    write_reports(args, &config, &outcome, set.len())?;
     let s = &outcome.summary;
     let last = outcome.history.last().cloned().unwrap_or_default();
     let summary = serde_json::json!({
@@ -359,10 +359,16 @@ fn sibling(out: &Path, suffix: &str) -> PathBuf {
     out.with_file_name(format!("{stem}{suffix}"))
 }
 
-fn write_reports(args: &TrainArgs, config: &TrainConfig, outcome: &TrainOutcome) -> CliResult {
+fn write_reports(
+    args: &TrainArgs,
+    config: &TrainConfig,
+    outcome: &TrainOutcome,
+    rows: usize,
+) -> CliResult {
     let log = serde_json::json!({
         "config": config,
         "embeddings": args.embeddings,
+        "rows": rows,
         "summary": outcome.summary,
         "history": outcome.history,
     });

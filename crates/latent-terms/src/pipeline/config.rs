@@ -27,6 +27,8 @@ pub struct PipelineConfig {
     pub sae: SaeSettings,
     /// Inference (encoding into latents) settings used when nothing is tuned.
     pub inference: InferenceSettings,
+    /// Documents as several short windows, pooled (off by default).
+    pub chunking: ChunkSettings,
     /// Scoring settings used when nothing is tuned.
     pub scoring: ScoringSettings,
     /// Parameter search on a training or held-out split.
@@ -50,6 +52,7 @@ impl Default for PipelineConfig {
             encoder: EncoderSettings::default(),
             sae: SaeSettings::default(),
             inference: InferenceSettings::default(),
+            chunking: ChunkSettings::default(),
             scoring: ScoringSettings::default(),
             tuning: TuningSettings::default(),
             train_on_queries: true,
@@ -88,6 +91,10 @@ impl PipelineConfig {
         }
         if self.inference.doc_k == 0 || self.inference.query_k == 0 {
             return bad("inference: doc_k and query_k must be positive".into());
+        }
+        let c = &self.chunking;
+        if c.enabled && (c.words == 0 || c.stride == 0 || c.window_k == 0) {
+            return bad("chunking: words, stride and window_k must be positive".into());
         }
         if self.depth == 0 {
             return bad("depth must be positive".into());
@@ -197,7 +204,36 @@ impl Default for InferenceSettings {
     fn default() -> Self {
         InferenceSettings {
             doc_k: 128,
-            query_k: 128,
+            query_k: 256,
+        }
+    }
+}
+
+/// Window-level document encoding (see [`word_windows`](crate::pipeline::word_windows)):
+/// each document is also embedded as windows of `words` words every `stride` words, each
+/// window encoded with its top `window_k` latents, and the document's latent terms are the
+/// max-pooled union of its whole-text and window latents (then capped at the doc k).
+/// Needs the dense model, even when embeddings stores are given.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChunkSettings {
+    /// Turn window encoding on.
+    pub enabled: bool,
+    /// Words per window.
+    pub words: usize,
+    /// Words between window starts.
+    pub stride: usize,
+    /// Latents kept per window.
+    pub window_k: usize,
+}
+
+impl Default for ChunkSettings {
+    fn default() -> Self {
+        ChunkSettings {
+            enabled: false,
+            words: 12,
+            stride: 6,
+            window_k: 32,
         }
     }
 }
@@ -278,7 +314,9 @@ impl Default for TuningSettings {
             enabled: true,
             splits: vec!["train".into(), "dev".into()],
             max_queries: 400,
-            doc_k: vec![64, 128, 256, 512],
+            // Documents stay at <= 128 latents (the index's size and the budget);
+            // queries are not stored, so they may use more.
+            doc_k: vec![32, 64, 128],
             query_k: vec![64, 128, 256, 512],
             clsr_k1: vec![0.3, 0.6, 1.2],
             clsr_b: vec![0.5, 0.75, 1.0],

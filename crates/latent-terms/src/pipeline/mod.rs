@@ -19,6 +19,7 @@
 //! second run with the same inputs only re-evaluates.
 
 mod cache;
+mod chunks;
 mod config;
 mod latent_index;
 mod limit;
@@ -44,9 +45,10 @@ use latent_terms_sparse_index::{
 use serde::{Deserialize, Serialize};
 
 pub use cache::{CacheKey, FULL_HASH_LIMIT};
+pub use chunks::{max_pool, strongest, window_id, window_owner, word_windows};
 pub use config::{
-    EncoderSettings, InferenceSettings, PipelineConfig, SaeSettings, ScoringSettings,
-    TuningSettings,
+    ChunkSettings, EncoderSettings, InferenceSettings, PipelineConfig, SaeSettings,
+    ScoringSettings, TuningSettings,
 };
 pub use latent_index::{LatentIndex, code_to_query, code_to_vector};
 pub use limit::{LimitCollection, LimitSpec, generate_limit, write_limit};
@@ -94,6 +96,10 @@ pub struct PipelineInputs {
     /// Corpus and query embeddings stores made earlier (e.g. by `scripts/encode-shared`);
     /// when both are given the encoding stage is skipped. They must cover the dataset.
     pub embeddings: Option<(PathBuf, PathBuf)>,
+    /// An SAE trained earlier (e.g. by `latent-terms sae train` on several collections'
+    /// texts): used instead of training one. Its `<stem>.log.json`, when present, supplies
+    /// the training NMSE and dead fraction of the report.
+    pub sae: Option<PathBuf>,
 }
 
 /// The measures of every row.
@@ -274,6 +280,42 @@ struct SaeSummary {
     dead_fraction: f64,
     rows: usize,
     corpus: String,
+}
+
+/// The summary of an SAE trained elsewhere, from the `<stem>.log.json` that
+/// `latent-terms sae train` writes beside it (NaN where there is no log).
+fn given_sae_summary(sae: &Path) -> SaeSummary {
+    let stem = sae
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let log: Option<serde_json::Value> =
+        std::fs::read(sae.with_file_name(format!("{stem}.log.json")))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+    let get = |k: &str| log.as_ref().and_then(|l| l["summary"][k].as_f64());
+    let stores: Vec<String> = log
+        .as_ref()
+        .and_then(|l| l["embeddings"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    SaeSummary {
+        training_nmse: get("nmse").unwrap_or(f64::NAN),
+        validation_nmse: get("validation_nmse"),
+        dead_fraction: get("dead_fraction").unwrap_or(f64::NAN),
+        rows: log.as_ref().and_then(|l| l["rows"].as_u64()).unwrap_or(0) as usize,
+        corpus: if stores.is_empty() {
+            format!("given SAE {}", sae.display())
+        } else {
+            format!(
+                "given SAE {}, trained on {}",
+                sae.display(),
+                stores.join(" + ")
+            )
+        },
+    }
 }
 
 /// Queries of a split with their judgments, minus the test queries, capped.
@@ -637,19 +679,85 @@ pub fn run(
         .map(|(i, id)| (id.as_str(), i))
         .collect();
 
+    // 1b. Window embeddings (chunking): encoded once, used to train the SAE and to
+    // encode documents.
+    let windows_path = if config.chunking.enabled {
+        let c = &config.chunking;
+        let key = CacheKey::new("windows")
+            .key(&emb_key)
+            .dir(&inputs.model)?
+            .dir(dataset.root())?
+            .num(c.words as u64)
+            .num(c.stride as u64)
+            .finish();
+        clock.keys.insert("windows".into(), key.clone());
+        let path = cache.join(format!("windows-{key}.safetensors"));
+        clock.time("encode_windows", |cached| {
+            if path.is_file() {
+                *cached = true;
+                return Ok(());
+            }
+            let encoder = Encoder::builder(&inputs.model)
+                .batch_size(config.encoder.batch_size)
+                .intra_threads(config.encoder.threads)
+                .build()?;
+            let mut windows: Vec<(String, String)> = Vec::new();
+            for doc in dataset.corpus()? {
+                let doc = doc?;
+                for (n, w) in word_windows(&doc.full_text(), c.words, c.stride)
+                    .into_iter()
+                    .enumerate()
+                {
+                    windows.push((window_id(&doc.id, n), w));
+                }
+            }
+            progress.begin("encoding windows", Some(windows.len() as u64));
+            encode_to_store(
+                &encoder,
+                TextKind::Passage,
+                windows.into_iter().map(Ok),
+                &path,
+                progress,
+            )?;
+            progress.end();
+            Ok(())
+        })?;
+        Some(path)
+    } else {
+        None
+    };
+
     // 2. SAE.
+    if let Some(given) = &inputs.sae {
+        let key = CacheKey::new("sae-given").file(given)?.finish();
+        clock.keys.insert("sae".into(), key);
+    }
     let mut sae_key = CacheKey::new("sae")
         .key(&emb_key)
         .str(&serde_json::to_string(&config.sae).unwrap_or_default())
         .num(u64::from(config.train_on_queries));
+    if let Some(key) = clock.keys.get("windows") {
+        sae_key = sae_key.key(key);
+    }
     for p in &config.extra_training_stores {
         sae_key = sae_key.file(p)?;
     }
-    let sae_key = sae_key.finish();
+    let sae_key = match &inputs.sae {
+        Some(_) => clock.keys["sae"].clone(),
+        None => sae_key.finish(),
+    };
     clock.keys.insert("sae".into(), sae_key.clone());
-    let sae_path = cache.join(format!("sae-{sae_key}.safetensors"));
+    let sae_path = inputs
+        .sae
+        .clone()
+        .unwrap_or_else(|| cache.join(format!("sae-{sae_key}.safetensors")));
     let summary_path = cache.join(format!("sae-{sae_key}.summary.json"));
     let (weights, summary) = clock.time("sae_train", |cached| {
+        if let Some(given) = &inputs.sae {
+            *cached = true;
+            let weights = SaeWeights::load(given)?;
+            return Ok((weights, given_sae_summary(given)));
+        }
         if sae_path.is_file() && summary_path.is_file() {
             let text =
                 std::fs::read_to_string(&summary_path).map_err(|e| Error::io(&summary_path, e))?;
@@ -666,6 +774,12 @@ pub fn run(
                 "{name} queries ({}, all splits, text only)",
                 query_emb.rows()
             ));
+        }
+        if let Some(path) = &windows_path {
+            let store = EmbeddingsStore::open(path)?;
+            corpus_store.check(store.metadata())?;
+            rows.extend_from_slice(store.load()?.data());
+            parts.push(format!("{name} passage windows ({} rows)", store.rows()));
         }
         for p in &config.extra_training_stores {
             let store = EmbeddingsStore::open(p)?;
@@ -720,6 +834,36 @@ pub fn run(
         })?;
     let corpus_nmse = nmse(corpus.data(), &recon_docs, dim);
     let doc_ids = corpus.ids().to_vec();
+
+    // 3b. Window-level document codes, max-pooled into the whole-text codes.
+    let doc_codes = if let Some(path) = &windows_path {
+        let c = &config.chunking;
+        clock.time("sae_encode_windows", |_| {
+            let store = EmbeddingsStore::open(path)?;
+            corpus_store.check(store.metadata())?;
+            let windows = store.load()?;
+            progress.begin("encoding window latents", Some(windows.rows() as u64));
+            let codes = encode_latents(&sae, windows.data(), c.window_k.min(d_sae), progress)?;
+            progress.end();
+            let mut by_doc: HashMap<&str, Vec<usize>> = HashMap::new();
+            for (i, id) in windows.ids().iter().enumerate() {
+                by_doc.entry(window_owner(id)).or_default().push(i);
+            }
+            Ok(doc_codes
+                .iter()
+                .zip(&doc_ids)
+                .map(|(whole, id)| {
+                    let parts = by_doc.get(id.as_str()).map_or(&[][..], Vec::as_slice);
+                    // The whole text counts as one more window (its top window_k), so
+                    // its long tail of weak latents does not crowd out the windows'.
+                    let whole = strongest(whole, c.window_k);
+                    max_pool(std::iter::once(&whole).chain(parts.iter().map(|&i| &codes[i])))
+                })
+                .collect::<Vec<_>>())
+        })?
+    } else {
+        doc_codes
+    };
 
     // 4. Lexical BM25.
     let runs_key = CacheKey::new("runs")

@@ -1,0 +1,206 @@
+//! The whole pipeline (`latent_terms::pipeline::run`) end to end.
+//!
+//! - Default tier: a generated LIMIT-style collection with deterministic bag-of-words
+//!   "embeddings" (each word hashes to a few signed dimensions), so it needs no model:
+//!   every stage runs, the report has every method and analysis, and a second run comes
+//!   entirely from the cache with the same numbers.
+//! - `--ignored` tier: LIMIT-small (shipped in `examples/data`) with the real dense model
+//!   from `scripts/setup-assets` and the repository's LIMIT config
+//!   (`examples/configs/limit.json`), as `scripts/main-job` runs it. Results are recorded
+//!   in docs/results.md.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use latent_terms::encoders::{Pooling, StoreDtype, StoreMetadata, StoreWriter};
+use latent_terms::eval::beir::trec_safe_id;
+use latent_terms::pipeline::{self, LimitSpec, PipelineConfig, PipelineInputs, Quiet};
+
+const DIM: usize = 64;
+
+/// A unit-norm bag-of-words vector: every lower-cased word adds ±1 to three hashed dimensions.
+fn hashed_embedding(text: &str) -> Vec<f32> {
+    let mut v = vec![0.0f32; DIM];
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in word.to_lowercase().bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        for i in 0..3 {
+            let bits = h.rotate_left(21 * i);
+            let sign = if bits & 1 == 0 { 1.0 } else { -1.0 };
+            v[(bits >> 1) as usize % DIM] += sign;
+        }
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
+}
+
+fn store(path: &Path, items: impl Iterator<Item = (String, String)>) {
+    let meta = StoreMetadata {
+        model: "hashed-words".into(),
+        pooling: Pooling::Mean,
+        normalized: true,
+        dim: DIM,
+    };
+    let mut writer = StoreWriter::create(path, meta, StoreDtype::F32).unwrap();
+    for (id, text) in items {
+        // The ids BEIR reading gives (LIMIT's "Kaia Abbott" becomes "Kaia_Abbott").
+        let id = trec_safe_id(&id);
+        writer.append_row(&id, &hashed_embedding(&text)).unwrap();
+    }
+    writer.finish().unwrap();
+}
+
+#[test]
+fn every_stage_runs_and_a_second_run_is_served_from_the_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("limit-toy");
+    let spec = LimitSpec {
+        docs: 40,
+        core_docs: 20,
+        queries: 30,
+        likes_per_doc: 6,
+        seed: 3,
+    };
+    let collection = pipeline::write_limit(&spec, &data).unwrap();
+    let corpus = tmp.path().join("corpus.safetensors");
+    let queries = tmp.path().join("queries.safetensors");
+    store(
+        &corpus,
+        collection
+            .docs
+            .iter()
+            .map(|d| (d.id.clone(), d.full_text())),
+    );
+    store(
+        &queries,
+        collection
+            .queries
+            .iter()
+            .map(|q| (q.id.clone(), q.text.clone())),
+    );
+    let config = PipelineConfig::from_json(
+        r#"{"sae": {"d_sae": 128, "k": 8, "epochs": 5, "batch_size": 64},
+            "inference": {"doc_k": 16, "query_k": 8}, "depth": 20}"#,
+    )
+    .unwrap();
+    let inputs = PipelineInputs {
+        dataset: data.clone(),
+        model: tmp.path().join("no-model"),
+        out: tmp.path().join("report"),
+        cache: tmp.path().join("cache"),
+        embeddings: Some((corpus, queries)),
+        sae: None,
+    };
+    let first = pipeline::run(&inputs, &config, &Quiet).unwrap();
+    for method in [
+        "bm25",
+        "dense",
+        "dense-reconstructed",
+        "lt-bm25",
+        "clsr",
+        "clsr-dot",
+        "hybrid-rrf",
+        "hybrid-linear",
+    ] {
+        let row = first
+            .row(method)
+            .unwrap_or_else(|| panic!("no {method} row"));
+        let ndcg = row.get("ndcg_cut_10").unwrap();
+        assert!((0.0..=1.0).contains(&ndcg), "{method}: nDCG@10 {ndcg}");
+    }
+    // Lexical BM25 solves LIMIT-style queries (the attribute words are in the documents).
+    assert!(first.row("bm25").unwrap().get("recall_10").unwrap() > 0.9);
+    assert!(first.avg_latents_per_doc > 0.0 && first.avg_latents_per_doc <= 16.0);
+    assert!(first.nmse.is_finite() && first.latents_used > 0);
+    assert_eq!(first.mismatch.len(), 3);
+    let out = tmp.path().join("report");
+    for file in ["results.json", "results.md", "zipf.png", "runs/clsr.run"] {
+        assert!(out.join(file).is_file(), "no {file} in the report");
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(json["dataset"], "limit-toy");
+    assert!(json["rows"].as_array().is_some_and(|r| r.len() >= 8));
+
+    let second = pipeline::run(&inputs, &config, &Quiet).unwrap();
+    for stage in [
+        "encode",
+        "sae_train",
+        "lexical_index",
+        "latent_index",
+        "search",
+    ] {
+        assert!(
+            second.cached_stages.iter().any(|s| s == stage),
+            "{stage} was recomputed: cached {:?}",
+            second.cached_stages
+        );
+    }
+    assert_eq!(second.rows, first.rows);
+}
+
+#[test]
+fn a_bad_config_is_a_typed_error_before_any_work() {
+    let config = PipelineConfig::from_json(r#"{"sae": {"k": 0}}"#).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let inputs = PipelineInputs {
+        dataset: tmp.path().join("absent"),
+        model: tmp.path().join("absent-model"),
+        out: tmp.path().join("out"),
+        cache: tmp.path().join("cache"),
+        embeddings: None,
+        sae: None,
+    };
+    let err = pipeline::run(&inputs, &config, &Quiet).unwrap_err();
+    assert!(err.to_string().contains("k"), "{err}");
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// LIMIT-small with the real model, as the README's main job runs it.
+#[test]
+#[ignore = "needs scripts/setup-assets; trains an SAE (minutes); run with --ignored"]
+fn limit_small_with_the_real_model() {
+    let model = root().join("assets/models/all-MiniLM-L6-v2");
+    if !model.is_dir() {
+        eprintln!(
+            "skipped: no model at {} (run scripts/setup-assets)",
+            model.display()
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let config = PipelineConfig::from_path(&root().join("examples/configs/limit.json")).unwrap();
+    let inputs = PipelineInputs {
+        dataset: root().join("examples/data/limit-small"),
+        model,
+        out: tmp.path().join("report"),
+        cache: tmp.path().join("cache"),
+        embeddings: None,
+        sae: None,
+    };
+    let report = pipeline::run(&inputs, &config, &Quiet).unwrap();
+    let recall = |m: &str| report.row(m).and_then(|r| r.get("recall_10")).unwrap();
+    eprintln!(
+        "LIMIT-small R@10: dense {:.4}, clsr {:.4}, lt-bm25 {:.4}",
+        recall("dense"),
+        recall("clsr"),
+        recall("lt-bm25")
+    );
+    // The dense backbone's published nDCG@10 on LIMIT-small is 0.3136 (../shared/data README).
+    let dense = report
+        .row("dense")
+        .and_then(|r| r.get("ndcg_cut_10"))
+        .unwrap();
+    assert!((dense - 0.3136).abs() < 0.01, "dense nDCG@10 {dense}");
+    // Window-pooled latent terms must beat the single-vector backbone on LIMIT.
+    assert!(recall("clsr").max(recall("lt-bm25")) > recall("dense"));
+}
