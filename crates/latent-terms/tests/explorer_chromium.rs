@@ -81,7 +81,10 @@ fn url(page: &Path) -> String {
 
 /// A tiny collection: three documents, one query, three latents.
 fn build_site(out: &Path) {
-    let ids: Vec<String> = ["d-otter", "d-river", "d-tapir"].iter().map(|s| s.to_string()).collect();
+    let ids: Vec<String> = ["d-otter", "d-river", "d-tapir"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let codes = [
         code(&[(1, 0.75), (2, 0.25)]),
         code(&[(1, 0.5), (3, 0.9)]),
@@ -89,23 +92,53 @@ fn build_site(out: &Path) {
     ];
     let index = LatentIndex::build(&ids, &codes, None).unwrap();
     let texts = [
-        ("d-otter", "Otters", "Sea otters float on kelp and eat urchins"),
-        ("d-river", "River otters", "River otters swim in cold rivers"),
-        ("d-tapir", "Tapirs", "Tapirs browse leaves in the rainforest"),
+        (
+            "d-otter",
+            "Otters",
+            "Sea otters float on kelp and eat urchins",
+        ),
+        (
+            "d-river",
+            "River otters",
+            "River otters swim in cold rivers",
+        ),
+        (
+            "d-tapir",
+            "Tapirs",
+            "Tapirs browse leaves in the rainforest",
+        ),
     ];
-    let describer =
-        KeywordDescriber::new(texts.iter().map(|(i, t, b)| (i.to_string(), format!("{t} {b}"))));
+    let describer = KeywordDescriber::new(
+        texts
+            .iter()
+            .map(|(i, t, b)| (i.to_string(), format!("{t} {b}"))),
+    );
     let mut card_list = cards(index.index(), &CardOptions::default()).unwrap();
     describer.describe_all(&mut card_list).unwrap();
-    let titles = texts.iter().map(|(i, t, _)| (i.to_string(), t.to_string())).collect();
+    let titles = texts
+        .iter()
+        .map(|(i, t, _)| (i.to_string(), t.to_string()))
+        .collect();
     attach_titles(&mut card_list, &titles);
     let descriptions = Descriptions::from_cards(&card_list);
     let q = Query::new([(1, 1.0), (2, 1.0)]).unwrap();
     let mut results = Vec::new();
-    for (i, (doc, _)) in index.search(&q, &DotProduct, 10).unwrap().iter().enumerate() {
-        let explanation =
-            explain_match(index.index(), "q<1>", &q, &DotProduct, "dot", doc, Some(&descriptions))
-                .unwrap();
+    for (i, (doc, _)) in index
+        .search(&q, &DotProduct, 10)
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let explanation = explain_match(
+            index.index(),
+            "q<1>",
+            &q,
+            &DotProduct,
+            "dot",
+            doc,
+            Some(&descriptions),
+        )
+        .unwrap();
         results.push(ResultView {
             rank: i + 1,
             title: titles.get(doc).cloned().unwrap_or_default(),
@@ -143,9 +176,16 @@ fn explorer_renders_in_headless_chromium() {
 
     // The card of latent 1: its two documents, highest activation first.
     let card = dump_dom(tmp.path(), &site.join(latent_page(1)), "card");
-    assert!(card.contains("data-rendered=\"yes\""), "the inline script did not run");
-    let otter = card.find("<td class=\"doc-id\">d-otter</td>").expect("d-otter on the card");
-    let river = card.find("<td class=\"doc-id\">d-river</td>").expect("d-river on the card");
+    assert!(
+        card.contains("data-rendered=\"yes\""),
+        "the inline script did not run"
+    );
+    let otter = card
+        .find("<td class=\"doc-id\">d-otter</td>")
+        .expect("d-otter on the card");
+    let river = card
+        .find("<td class=\"doc-id\">d-river</td>")
+        .expect("d-river on the card");
     assert!(otter < river, "documents are ranked by activation");
     assert!(card.contains("<td class=\"n activation\">0.7500</td>"));
     assert!(card.contains("<td id=\"df\">2</td>"));
@@ -154,10 +194,16 @@ fn explorer_renders_in_headless_chromium() {
     // turns each contribution into a share of the score.
     let query = dump_dom(tmp.path(), &site.join(query_page("q<1>")), "query");
     assert!(query.contains("data-rendered=\"yes\""));
-    assert!(query.contains("do otters &amp; tapirs &lt;swim&gt;?"), "text is escaped");
+    assert!(
+        query.contains("do otters &amp; tapirs &lt;swim&gt;?"),
+        "text is escaped"
+    );
     assert!(query.contains("<td class=\"n contribution\">0.7500</td>"));
     assert!(query.contains("<td class=\"n contribution\">0.2500</td>"));
-    assert!(query.contains("<span class=\"pct\">75.0%</span>"), "script output missing");
+    assert!(
+        query.contains("<span class=\"pct\">75.0%</span>"),
+        "script output missing"
+    );
     assert!(query.contains("<span class=\"pct\">25.0%</span>"));
     assert!(
         query.contains("width: 75%") || query.contains("width: 75.0%"),
@@ -179,7 +225,10 @@ fn explorer_renders_in_headless_chromium() {
     let shot = shots.join("explorer-test-query.png");
     chromium(
         &tmp.path().join("profile-shot"),
-        &[format!("--screenshot={}", shot.display()), "--window-size=1200,900".into()],
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1200,900".into(),
+        ],
         &url(&site.join(query_page("q<1>"))),
         &tmp.path().join("shot.out"),
     );

@@ -95,7 +95,8 @@ pub(crate) fn cards_cmd(args: &CardsArgs) -> CliResult {
                 .iter()
                 .map(|d| c.docs.get(&d.id).map(|x| x.full_text()).unwrap_or_default())
                 .collect();
-            let line = serde_json::json!({"latent": card.latent, "prompt": llm_prompt(card, &passages)});
+            let line =
+                serde_json::json!({"latent": card.latent, "prompt": llm_prompt(card, &passages)});
             lines.push_str(&line.to_string());
             lines.push('\n');
         }
@@ -149,7 +150,8 @@ pub(crate) fn explain_cmd(args: &ExplainArgs) -> CliResult {
     let descriptions = describe_all_latents(&c, load_descriptions(args.descriptions.as_deref())?)?;
     match &args.query {
         None => {
-            let e = ForwardIndex::new(&c.index)?.explain(&args.doc, Some(&descriptions), args.top)?;
+            let e =
+                ForwardIndex::new(&c.index)?.explain(&args.doc, Some(&descriptions), args.top)?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&e)?);
             } else {
@@ -183,7 +185,10 @@ pub(crate) fn explain_cmd(args: &ExplainArgs) -> CliResult {
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&e)?);
             } else {
-                println!("query {qid}: {}", c.query_text.get(qid).map_or("", String::as_str));
+                println!(
+                    "query {qid}: {}",
+                    c.query_text.get(qid).map_or("", String::as_str)
+                );
                 println!("doc {}: {}", args.doc, c.title(&args.doc));
                 print!("{}", e.table());
             }
@@ -277,14 +282,34 @@ pub(crate) fn steer_query(args: &SteerQueryArgs) -> CliResult {
         let q = code_to_query(&code, None)?;
         let steered = edit_query(&q, &edits)?;
         let index = LatentIndex::from_index(c.index.clone());
-        print_results(&c, &args.query, &format!("{} before", kind.name()), &index.search(&q, scorer.as_ref(), args.top)?);
-        print_results(&c, &args.query, &format!("{} after", kind.name()), &index.search(&steered, scorer.as_ref(), args.top)?);
+        print_results(
+            &c,
+            &args.query,
+            &format!("{} before", kind.name()),
+            &index.search(&q, scorer.as_ref(), args.top)?,
+        );
+        print_results(
+            &c,
+            &args.query,
+            &format!("{} after", kind.name()),
+            &index.search(&steered, scorer.as_ref(), args.top)?,
+        );
     } else {
         let x = c.query_embedding(&args.query)?.to_vec();
         let k = c.report.params.query_k;
         let steered = steer_embedding(&c.sae, &x, k, &edits, !args.decode_only)?;
-        print_results(&c, &args.query, "dense before", &dense_top(&c, &args.query, x, args.top)?);
-        print_results(&c, &args.query, "dense after (steered)", &dense_top(&c, &args.query, steered, args.top)?);
+        print_results(
+            &c,
+            &args.query,
+            "dense before",
+            &dense_top(&c, &args.query, x, args.top)?,
+        );
+        print_results(
+            &c,
+            &args.query,
+            "dense after (steered)",
+            &dense_top(&c, &args.query, steered, args.top)?,
+        );
     }
     Ok(())
 }
@@ -414,9 +439,14 @@ pub(crate) fn intrusion_cmd(args: &IntrusionArgs) -> CliResult {
         };
         let items = intrusion_items(index.index(), &options)?;
         let r = run_intrusion(&items, &judge)?;
-        let control = run_intrusion(&random_items(index.index(), &items, args.seed ^ 0xC0FFEE), &judge)?;
+        let control = run_intrusion(
+            &random_items(index.index(), &items, args.seed ^ 0xC0FFEE),
+            &judge,
+        )?;
         let (lo, hi) = wilson(r.correct, r.items);
-        let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let name = path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         md.push_str(&format!(
             "| {name} | {} | {} | {k} | {} | {} | {:.3} | [{lo:.3}, {hi:.3}] | {:.3} |\n",
             cfg.kind.as_str(),
@@ -480,15 +510,29 @@ pub(crate) fn explore(args: &ExploreArgs) -> CliResult {
     for qid in qids {
         let code = c.query_code(qid)?;
         let q = code_to_query(&code, None)?;
-        let hits = c.index.search(&q, scorer.as_ref(), args.results, &SparseOptions::default())?;
+        let hits = c
+            .index
+            .search(&q, scorer.as_ref(), args.results, &SparseOptions::default())?;
         let mut results = Vec::with_capacity(hits.len());
         for (i, h) in hits.iter().enumerate() {
             let doc = c.index.external_id(h.doc).unwrap_or_default().to_owned();
-            let explanation = explain_match(&c.index, qid, &q, scorer.as_ref(), kind.name(), &doc, Some(&descriptions))?;
+            let explanation = explain_match(
+                &c.index,
+                qid,
+                &q,
+                scorer.as_ref(),
+                kind.name(),
+                &doc,
+                Some(&descriptions),
+            )?;
             results.push(ResultView {
                 rank: i + 1,
                 title: c.title(&doc),
-                relevant: c.qrels.get(qid).and_then(|j| j.relevance(&doc)).is_some_and(|r| r > 0),
+                relevant: c
+                    .qrels
+                    .get(qid)
+                    .and_then(|j| j.relevance(&doc))
+                    .is_some_and(|r| r > 0),
                 explanation,
             });
         }
@@ -508,14 +552,40 @@ pub(crate) fn explore(args: &ExploreArgs) -> CliResult {
             .map_or_else(|| "–".to_owned(), |v| format!("{v:.4}"))
     };
     let facts = vec![
-        ("dataset".to_owned(), format!("{} ({} documents, {} test queries)", r.dataset, r.docs, r.queries)),
-        ("SAE".to_owned(), format!("{} latents, {} used; documents keep {}, queries {}", r.d_sae, r.latents_used, r.params.doc_k, r.params.query_k)),
-        ("scorer".to_owned(), format!("{} (CL-SR k1, b, k2 = {:?}; lt-bm25 k1, b = {:?})", kind.name(), r.params.clsr, r.params.lt_bm25)),
-        (format!("{} nDCG@10 / MRR@10", kind.name()), format!("{} / {}", metric("ndcg_cut_10"), metric("recip_rank@10"))),
-        ("descriptions".to_owned(), match &args.descriptions {
-            Some(p) => format!("keywords (log-odds), replaced by {}", p.display()),
-            None => "keywords (weighted log-odds of top documents vs corpus)".to_owned(),
-        }),
+        (
+            "dataset".to_owned(),
+            format!(
+                "{} ({} documents, {} test queries)",
+                r.dataset, r.docs, r.queries
+            ),
+        ),
+        (
+            "SAE".to_owned(),
+            format!(
+                "{} latents, {} used; documents keep {}, queries {}",
+                r.d_sae, r.latents_used, r.params.doc_k, r.params.query_k
+            ),
+        ),
+        (
+            "scorer".to_owned(),
+            format!(
+                "{} (CL-SR k1, b, k2 = {:?}; lt-bm25 k1, b = {:?})",
+                kind.name(),
+                r.params.clsr,
+                r.params.lt_bm25
+            ),
+        ),
+        (
+            format!("{} nDCG@10 / MRR@10", kind.name()),
+            format!("{} / {}", metric("ndcg_cut_10"), metric("recip_rank@10")),
+        ),
+        (
+            "descriptions".to_owned(),
+            match &args.descriptions {
+                Some(p) => format!("keywords (log-odds), replaced by {}", p.display()),
+                None => "keywords (weighted log-odds of top documents vs corpus)".to_owned(),
+            },
+        ),
     ];
     let zipf = args.report.join("zipf.png");
     let site = Site {

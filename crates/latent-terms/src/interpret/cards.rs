@@ -168,7 +168,14 @@ mod tests {
             code(&[(0, 0.5), (2, 0.1)]),
         ];
         let index = LatentIndex::build(&ids, &codes, None).unwrap();
-        let cs = cards(index.index(), &CardOptions { top: 2, latents: None }).unwrap();
+        let cs = cards(
+            index.index(),
+            &CardOptions {
+                top: 2,
+                latents: None,
+            },
+        )
+        .unwrap();
         assert_eq!(cs.iter().map(|c| c.latent).collect::<Vec<_>>(), [0, 1, 2]);
         assert_eq!(cs[0].doc_freq, 3);
         let top: Vec<&str> = cs[0].top_docs.iter().map(|d| d.id.as_str()).collect();
@@ -178,15 +185,24 @@ mod tests {
         let unused = card(index.index(), 99, 5).unwrap();
         assert_eq!((unused.doc_freq, unused.top_docs.len()), (0, 0));
         let mut titled = cs.clone();
-        attach_titles(&mut titled, &HashMap::from([("b".to_owned(), "Bee".to_owned())]));
+        attach_titles(
+            &mut titled,
+            &HashMap::from([("b".to_owned(), "Bee".to_owned())]),
+        );
         assert_eq!(titled[0].top_docs[0].title.as_deref(), Some("Bee"));
         let dir = tempfile::tempdir().unwrap();
-        let set = CardSet { num_docs: 3, cards: titled };
+        let set = CardSet {
+            num_docs: 3,
+            cards: titled,
+        };
         set.save(&dir.path().join("c.json")).unwrap();
         let back = CardSet::load(&dir.path().join("c.json")).unwrap();
         assert_eq!(back.cards.len(), set.cards.len());
         for (a, b) in back.cards.iter().zip(&set.cards) {
-            assert_eq!((a.latent, a.doc_freq, &a.top_docs), (b.latent, b.doc_freq, &b.top_docs));
+            assert_eq!(
+                (a.latent, a.doc_freq, &a.top_docs),
+                (b.latent, b.doc_freq, &b.top_docs)
+            );
             assert!((a.idf - b.idf).abs() < 1e-12);
         }
     }

@@ -52,13 +52,12 @@ pub trait LatentDescriber {
 
 /// Function words beyond Lucene's 33 that never make a useful description.
 const EXTRA_STOP_WORDS: [&str; 64] = [
-    "about", "after", "all", "also", "among", "been", "before", "being", "between", "both",
-    "can", "could", "did", "does", "during", "each", "from", "had", "has", "have", "here",
-    "how", "however", "its", "may", "more", "most", "much", "many", "might", "must", "other",
-    "our", "over", "should", "since", "some", "than", "them", "through", "thus", "under",
-    "until", "upon", "very", "via", "was", "we", "were", "what", "when", "where", "whether",
-    "which", "while", "who", "whom", "why", "within", "without", "would", "you", "your",
-    "only",
+    "about", "after", "all", "also", "among", "been", "before", "being", "between", "both", "can",
+    "could", "did", "does", "during", "each", "from", "had", "has", "have", "here", "how",
+    "however", "its", "may", "more", "most", "much", "many", "might", "must", "other", "our",
+    "over", "should", "since", "some", "than", "them", "through", "thus", "under", "until", "upon",
+    "very", "via", "was", "we", "were", "what", "when", "where", "whether", "which", "while",
+    "who", "whom", "why", "within", "without", "would", "you", "your", "only",
 ];
 
 /// Describes a latent by the words that best separate its top documents from the rest of
@@ -164,8 +163,8 @@ impl KeywordDescriber {
                 let c = self.corpus_counts[w as usize];
                 let a = a0 * c as f64 / self.corpus_total as f64;
                 let (yf, yb) = (y as f64, c.saturating_sub(y) as f64);
-                let delta = ((yf + a) / (n_f + a0 - yf - a)).ln()
-                    - ((yb + a) / (n_b + a0 - yb - a)).ln();
+                let delta =
+                    ((yf + a) / (n_f + a0 - yf - a)).ln() - ((yb + a) / (n_b + a0 - yb - a)).ln();
                 let z = delta / (1.0 / (yf + a) + 1.0 / (yb + a)).sqrt();
                 Keyword {
                     word: self.words[w as usize].clone(),
@@ -366,7 +365,11 @@ mod tests {
             description: None,
         };
         let d = corpus().describe(&card).unwrap().unwrap();
-        assert!(d.text.starts_with("tumour") || d.text.starts_with("cells"), "{}", d.text);
+        assert!(
+            d.text.starts_with("tumour") || d.text.starts_with("cells"),
+            "{}",
+            d.text
+        );
         assert_eq!(d.source, "keywords");
         assert!(corpus().keywords(&["nope"]).is_empty());
     }

@@ -85,9 +85,9 @@ impl ForwardIndex {
         descriptions: Option<&Descriptions>,
         top: usize,
     ) -> Result<DocumentExplanation> {
-        let row = self
-            .latents(doc)
-            .ok_or_else(|| Error::Invalid(format!("document {doc:?} is not in the latent index")))?;
+        let row = self.latents(doc).ok_or_else(|| {
+            Error::Invalid(format!("document {doc:?} is not in the latent index"))
+        })?;
         let mut latents: Vec<WeightedLatent> = row
             .iter()
             .map(|&(latent, activation)| {
@@ -280,11 +280,17 @@ mod tests {
         ];
         for (name, scorer) in &scorers {
             for (doc, score) in idx.search(&q, scorer.as_ref(), 10).unwrap() {
-                let e = explain_match(idx.index(), "q", &q, scorer.as_ref(), name, &doc, None)
-                    .unwrap();
+                let e =
+                    explain_match(idx.index(), "q", &q, scorer.as_ref(), name, &doc, None).unwrap();
                 assert_eq!(e.score, score);
-                assert!((e.total() - f64::from(score)).abs() <= 1e-5 * f64::from(score).abs().max(1.0));
-                assert!(e.shared.windows(2).all(|w| w[0].contribution >= w[1].contribution));
+                assert!(
+                    (e.total() - f64::from(score)).abs() <= 1e-5 * f64::from(score).abs().max(1.0)
+                );
+                assert!(
+                    e.shared
+                        .windows(2)
+                        .all(|w| w[0].contribution >= w[1].contribution)
+                );
                 assert!(e.table().contains("sum of contributions"));
             }
         }

@@ -83,7 +83,7 @@ pub fn query_page(id: &str) -> String {
 const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;margin:1.5em auto;max-width:70em;padding:0 1em;color:#222}\
 a{color:#0550ae}table{border-collapse:collapse;margin:.6em 0}th,td{padding:.2em .6em;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}\
 th{background:#f3f3f3;cursor:pointer}td.n{text-align:right;font-variant-numeric:tabular-nums}.muted{color:#777}\
-.bar{display:inline-block;width:10em;height:.8em;background:#eee;vertical-align:middle}.bar span{display:block;height:100%;background:#3b7dd8;width:0}\
+.share{white-space:nowrap}.bar{display:inline-block;width:6em;height:.8em;background:#eee;vertical-align:middle}.bar span{display:block;height:100%;background:#3b7dd8;width:0}\
 .rel{color:#1a7f37;font-weight:600}.result{border:1px solid #ddd;border-radius:6px;padding:.5em 1em;margin:1em 0}nav a{margin-right:1em}img{max-width:100%}";
 
 const SCRIPT: &str = r#"(function(){
@@ -108,7 +108,7 @@ document.querySelectorAll('table.sortable').forEach(function(table){
     });
   });
 });
-var st=document.getElementById('rendered');if(st){st.textContent='rendered '+n+' contributions';}
+var st=document.getElementById('rendered');if(st&&n>0){st.textContent='rendered '+n+' contributions';}
 document.documentElement.setAttribute('data-rendered','yes');
 })();"#;
 
@@ -185,7 +185,11 @@ fn card_page(site: &Site<'_>, card: &LatentCard) -> String {
                 .iter()
                 .map(|k| format!("{} ({:.1})", esc(&k.word), k.score))
                 .collect();
-            let _ = write!(b, "<tr><th>keywords (log-odds z)</th><td>{}</td></tr>", kw.join(", "));
+            let _ = write!(
+                b,
+                "<tr><th>keywords (log-odds z)</th><td>{}</td></tr>",
+                kw.join(", ")
+            );
         }
     }
     b.push_str("</tbody></table>\n<h2>Top-activating documents</h2>\n<table class=\"sortable\" id=\"top-docs\"><thead><tr><th>rank</th><th>document</th><th>activation</th><th>title</th></tr></thead><tbody>\n");
@@ -211,9 +215,15 @@ fn latent_link(latent: u32, known: &HashSet<u32>, root: &str) -> String {
     }
 }
 
+/// Query latents listed before the rest fold away.
+const QUERY_LATENTS_SHOWN: usize = 12;
+
 fn query_body(site: &Site<'_>, q: &QueryView, known: &HashSet<u32>) -> String {
     let card = |l: u32| site.cards.iter().find(|c| c.latent == l);
-    let mut b = format!("<p class=\"query-text\">{}</p>\n<h2>Query latents</h2><p>", esc(&q.text));
+    let mut b = format!(
+        "<p class=\"query-text\">{}</p>\n<h2>Query latents</h2><p>",
+        esc(&q.text)
+    );
     let parts: Vec<String> = q
         .latents
         .iter()
@@ -222,12 +232,26 @@ fn query_body(site: &Site<'_>, q: &QueryView, known: &HashSet<u32>) -> String {
             format!(
                 "{} <span class=\"muted\">{v:.3}{}</span>",
                 latent_link(l, known, "../"),
-                if d.is_empty() { String::new() } else { format!(" · {d}") }
+                if d.is_empty() {
+                    String::new()
+                } else {
+                    format!(" · {d}")
+                }
             )
         })
         .collect();
-    b.push_str(&parts.join("; "));
-    b.push_str("</p>\n<h2>Top results</h2>\n");
+    let shown = parts.len().min(QUERY_LATENTS_SHOWN);
+    b.push_str(&parts[..shown].join("; "));
+    b.push_str("</p>\n");
+    if parts.len() > shown {
+        let _ = writeln!(
+            b,
+            "<details><summary>{} more latents</summary><p>{}</p></details>",
+            parts.len() - shown,
+            parts[shown..].join("; ")
+        );
+    }
+    b.push_str("<h2>Top results</h2>\n");
     for r in &q.results {
         let e = &r.explanation;
         let _ = write!(
@@ -238,7 +262,11 @@ fn query_body(site: &Site<'_>, q: &QueryView, known: &HashSet<u32>) -> String {
             rank = r.rank,
             doc = esc(&e.doc),
             title = esc(&r.title),
-            rel = if r.relevant { "<span class=\"rel\">relevant</span>" } else { "" },
+            rel = if r.relevant {
+                "<span class=\"rel\">relevant</span>"
+            } else {
+                ""
+            },
             scorer = esc(&e.scorer),
             score = e.score,
             n = e.shared.len(),
@@ -246,7 +274,7 @@ fn query_body(site: &Site<'_>, q: &QueryView, known: &HashSet<u32>) -> String {
         for s in &e.shared {
             let _ = writeln!(
                 b,
-                "<tr data-contrib=\"{c}\" data-score=\"{score}\"><td>{l}</td><td>{d}</td><td class=\"n\">{qw:.3}</td><td class=\"n\">{dw:.3}</td><td class=\"n\">{idf:.3}</td><td class=\"n contribution\">{c:.4}</td><td><span class=\"bar\"><span></span></span> <span class=\"pct\"></span></td></tr>",
+                "<tr data-contrib=\"{c}\" data-score=\"{score}\"><td>{l}</td><td>{d}</td><td class=\"n\">{qw:.3}</td><td class=\"n\">{dw:.3}</td><td class=\"n\">{idf:.3}</td><td class=\"n contribution\">{c:.4}</td><td class=\"share\"><span class=\"bar\"><span></span></span> <span class=\"pct\"></span></td></tr>",
                 c = s.contribution,
                 score = e.score,
                 l = latent_link(s.latent, known, "../"),
@@ -256,9 +284,9 @@ fn query_body(site: &Site<'_>, q: &QueryView, known: &HashSet<u32>) -> String {
                 idf = s.idf,
             );
         }
-        let _ = write!(
+        let _ = writeln!(
             b,
-            "</tbody><tfoot><tr><th colspan=\"5\">sum</th><td class=\"n total\">{:.4}</td><td></td></tr></tfoot></table></div>\n",
+            "</tbody><tfoot><tr><th colspan=\"5\">sum</th><td class=\"n total\">{:.4}</td><td></td></tr></tfoot></table></div>",
             e.total()
         );
     }
@@ -306,12 +334,20 @@ pub fn write_site(site: &Site<'_>, out: &Path) -> Result<usize> {
     write_atomic(&out.join("queries.html"), queries_page(site).as_bytes())?;
     let mut pages = 2;
     for c in site.cards {
-        write_atomic(&out.join(latent_page(c.latent)), card_page(site, c).as_bytes())?;
+        write_atomic(
+            &out.join(latent_page(c.latent)),
+            card_page(site, c).as_bytes(),
+        )?;
         pages += 1;
     }
     let known: HashSet<u32> = site.cards.iter().map(|c| c.latent).collect();
     for q in site.queries {
-        let html = page(site, "../", &format!("Query {}", q.id), &query_body(site, q, &known));
+        let html = page(
+            site,
+            "../",
+            &format!("Query {}", q.id),
+            &query_body(site, q, &known),
+        );
         write_atomic(&out.join(query_page(&q.id)), html.as_bytes())?;
         pages += 1;
     }

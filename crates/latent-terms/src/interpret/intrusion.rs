@@ -84,7 +84,9 @@ pub fn intrusion_items(index: &Index, options: &IntrusionOptions) -> Result<Vec<
     if options.top == 0 {
         return Err(Error::Invalid("intrusion test needs top ≥ 1".into()));
     }
-    let live: Vec<u32> = (0..index.max_doc()).filter(|&d| !index.is_deleted(d)).collect();
+    let live: Vec<u32> = (0..index.max_doc())
+        .filter(|&d| !index.is_deleted(d))
+        .collect();
     let mut eligible = Vec::new();
     for latent in index.term_ids() {
         let postings = index.postings(latent)?;
@@ -162,7 +164,11 @@ impl<'a> CentroidJudge<'a> {
             .ok_or_else(|| Error::Invalid(format!("document {id:?} has no embedding")))?;
         let dim = self.embeddings.dim();
         let row = &self.embeddings.data()[r * dim..(r + 1) * dim];
-        let norm = row.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt();
+        let norm = row
+            .iter()
+            .map(|&v| f64::from(v).powi(2))
+            .sum::<f64>()
+            .sqrt();
         let s = if norm > 0.0 { 1.0 / norm } else { 0.0 };
         Ok(row.iter().map(|&v| f64::from(v) * s).collect())
     }
@@ -231,7 +237,11 @@ pub fn run_intrusion(items: &[IntrusionItem], judge: &dyn Judge) -> Result<Intru
         judge: judge.name(),
         items: n,
         correct,
-        accuracy: if n > 0 { correct as f64 / n as f64 } else { 0.0 },
+        accuracy: if n > 0 {
+            correct as f64 / n as f64
+        } else {
+            0.0
+        },
         chance: if per > 0 { 1.0 / per as f64 } else { 0.0 },
     })
 }
@@ -239,7 +249,9 @@ pub fn run_intrusion(items: &[IntrusionItem], judge: &dyn Judge) -> Result<Intru
 /// The control: the same questions with every latent's top documents replaced by random
 /// live documents, so no candidate is special and a judge should score chance.
 pub fn random_items(index: &Index, like: &[IntrusionItem], seed: u64) -> Vec<IntrusionItem> {
-    let live: Vec<u32> = (0..index.max_doc()).filter(|&d| !index.is_deleted(d)).collect();
+    let live: Vec<u32> = (0..index.max_doc())
+        .filter(|&d| !index.is_deleted(d))
+        .collect();
     let mut rng = SplitMix64::new(seed);
     like.iter()
         .map(|item| {
@@ -324,6 +336,9 @@ mod tests {
         for _ in 0..10_000 {
             counts[a.below(10)] += 1;
         }
-        assert!(counts.iter().all(|&c| (800..1200).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (800..1200).contains(&c)),
+            "{counts:?}"
+        );
     }
 }

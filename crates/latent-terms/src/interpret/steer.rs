@@ -202,8 +202,8 @@ pub struct SteeringRow {
     pub decoded: f64,
     /// Steered query keeping the reconstruction error: `x + dec(h + Δ) − dec(h)`.
     pub residual: f64,
-    /// Control: the residual-keeping query steered with another query's latents (the
-    /// next query's, in order), amplified alike.
+    /// Control: the residual-keeping query steered with another query's latents (those of
+    /// the query half the list away, so not a neighbouring claim), amplified alike.
     pub control: f64,
 }
 
@@ -239,10 +239,18 @@ pub fn steering_experiment(
             sae.d_in()
         )));
     }
-    let doc_row: HashMap<&str, usize> =
-        corpus.ids().iter().enumerate().map(|(i, d)| (d.as_str(), i)).collect();
-    let query_row: HashMap<&str, usize> =
-        queries.ids().iter().enumerate().map(|(i, d)| (d.as_str(), i)).collect();
+    let doc_row: HashMap<&str, usize> = corpus
+        .ids()
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.as_str(), i))
+        .collect();
+    let query_row: HashMap<&str, usize> = queries
+        .ids()
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.as_str(), i))
+        .collect();
     let opts = EncodeOptions::top_k(config.k);
     let mut ids = Vec::new();
     let mut rows = Vec::new();
@@ -307,7 +315,7 @@ pub fn steering_experiment(
                 t.iter().map(|&(l, m)| Edit::add(l, alpha * m)).collect()
             };
             let own = edit_code(&codes[i], &edits(&targets[i]))?;
-            let other = edit_code(&codes[i], &edits(&targets[(i + 1) % n]))?;
+            let other = edit_code(&codes[i], &edits(&targets[(i + n / 2) % n]))?;
             dec.extend(decode_steered(sae, x, &codes[i], &own, false));
             res.extend(decode_steered(sae, x, &codes[i], &own, true));
             ctl.extend(decode_steered(sae, x, &codes[i], &other, true));
@@ -357,8 +365,16 @@ impl SteeringReport {
             series: vec![
                 ("decoded".into(), xs.clone(), col(|r| r.decoded)),
                 ("residual kept".into(), xs.clone(), col(|r| r.residual)),
-                ("control (other query)".into(), xs.clone(), col(|r| r.control)),
-                ("dense, unsteered".into(), xs.clone(), vec![self.dense; xs.len()]),
+                (
+                    "control (other query)".into(),
+                    xs.clone(),
+                    col(|r| r.control),
+                ),
+                (
+                    "dense, unsteered".into(),
+                    xs.clone(),
+                    vec![self.dense; xs.len()],
+                ),
             ],
         }
         .save(path)
@@ -388,10 +404,7 @@ mod tests {
         assert_eq!("3*2.5".parse::<Edit>().unwrap(), Edit::amplify(3, 2.5));
         assert_eq!("-7".parse::<Edit>().unwrap(), Edit::suppress(7));
         assert_eq!("2+0.5".parse::<Edit>().unwrap(), Edit::add(2, 0.5));
-        assert_eq!(
-            "2=1".parse::<Edit>().unwrap().op,
-            EditOp::Set(1.0)
-        );
+        assert_eq!("2=1".parse::<Edit>().unwrap().op, EditOp::Set(1.0));
         for bad in ["x*2", "3", "3*inf", "-q", ""] {
             assert!(bad.parse::<Edit>().is_err(), "{bad}");
         }
@@ -399,7 +412,13 @@ mod tests {
         let e = edit_query(&q, &[Edit::suppress(2), Edit::amplify(1, 4.0)]).unwrap();
         assert_eq!(e.terms(), &[1]);
         assert_eq!(e.weights(), &[2.0]);
-        assert!(edit_code(&SparseCode::default(), &[Edit::add(0, f32::MAX), Edit::amplify(0, 4.0)]).is_err());
+        assert!(
+            edit_code(
+                &SparseCode::default(),
+                &[Edit::add(0, f32::MAX), Edit::amplify(0, 4.0)]
+            )
+            .is_err()
+        );
     }
 
     #[test]
