@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use latent_terms::encoders::{Embeddings, EmbeddingsStore, Metric, SearchOptions, search};
 use latent_terms::eval::Qrels;
-use latent_terms::eval::beir::BeirDataset;
+use latent_terms::eval::beir::{BeirDataset, trec_safe_id};
 use latent_terms::interpret::cards::{CardOptions, CardSet, attach_titles, cards, num_docs};
 use latent_terms::interpret::collection::{Collection, ScorerKind};
 use latent_terms::interpret::describe::{Descriptions, LatentDescriber, llm_prompt};
@@ -148,10 +148,11 @@ fn describe_all_latents(c: &Collection, imported: Option<Descriptions>) -> CliRe
 pub(crate) fn explain_cmd(args: &ExplainArgs) -> CliResult {
     let c = Collection::open(&args.report)?;
     let descriptions = describe_all_latents(&c, load_descriptions(args.descriptions.as_deref())?)?;
-    match &args.query {
+    // Ids are read the way the dataset reader spells them (whitespace runs become `_`).
+    let doc = trec_safe_id(&args.doc);
+    match args.query.as_deref().map(trec_safe_id) {
         None => {
-            let e =
-                ForwardIndex::new(&c.index)?.explain(&args.doc, Some(&descriptions), args.top)?;
+            let e = ForwardIndex::new(&c.index)?.explain(&doc, Some(&descriptions), args.top)?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&e)?);
             } else {
@@ -170,6 +171,7 @@ pub(crate) fn explain_cmd(args: &ExplainArgs) -> CliResult {
             }
         }
         Some(qid) => {
+            let qid = qid.as_str();
             let kind: ScorerKind = args.scorer.parse()?;
             let scorer = c.scorer(kind)?;
             let q = c.query(qid)?;
@@ -179,7 +181,7 @@ pub(crate) fn explain_cmd(args: &ExplainArgs) -> CliResult {
                 &q,
                 scorer.as_ref(),
                 kind.name(),
-                &args.doc,
+                &doc,
                 Some(&descriptions),
             )?;
             if args.json {
@@ -189,7 +191,7 @@ pub(crate) fn explain_cmd(args: &ExplainArgs) -> CliResult {
                     "query {qid}: {}",
                     c.query_text.get(qid).map_or("", String::as_str)
                 );
-                println!("doc {}: {}", args.doc, c.title(&args.doc));
+                println!("doc {}: {}", doc, c.title(&doc));
                 print!("{}", e.table());
             }
         }
@@ -264,15 +266,16 @@ pub(crate) fn steer_query(args: &SteerQueryArgs) -> CliResult {
         .iter()
         .map(|e| e.parse::<Edit>())
         .collect::<Result<Vec<_>, _>>()?;
-    let code = c.query_code(&args.query)?;
+    let qid = trec_safe_id(&args.query);
+    let code = c.query_code(&qid)?;
     let show = |label: &str, pairs: Vec<(u32, f32)>| {
         let s: Vec<String> = pairs.iter().map(|(l, v)| format!("{l}:{v:.3}")).collect();
         println!("{label}: {}", s.join(" "));
     };
     println!(
         "query {}: {}",
-        args.query,
-        c.query_text.get(&args.query).map_or("", String::as_str)
+        qid,
+        c.query_text.get(&qid).map_or("", String::as_str)
     );
     show("latents before", code.iter().collect());
     show("latents after ", edit_code(&code, &edits)?.iter().collect());
@@ -284,31 +287,26 @@ pub(crate) fn steer_query(args: &SteerQueryArgs) -> CliResult {
         let index = LatentIndex::from_index(c.index.clone());
         print_results(
             &c,
-            &args.query,
+            &qid,
             &format!("{} before", kind.name()),
             &index.search(&q, scorer.as_ref(), args.top)?,
         );
         print_results(
             &c,
-            &args.query,
+            &qid,
             &format!("{} after", kind.name()),
             &index.search(&steered, scorer.as_ref(), args.top)?,
         );
     } else {
-        let x = c.query_embedding(&args.query)?.to_vec();
+        let x = c.query_embedding(&qid)?.to_vec();
         let k = c.report.params.query_k;
         let steered = steer_embedding(&c.sae, &x, k, &edits, !args.decode_only)?;
+        print_results(&c, &qid, "dense before", &dense_top(&c, &qid, x, args.top)?);
         print_results(
             &c,
-            &args.query,
-            "dense before",
-            &dense_top(&c, &args.query, x, args.top)?,
-        );
-        print_results(
-            &c,
-            &args.query,
+            &qid,
             "dense after (steered)",
-            &dense_top(&c, &args.query, steered, args.top)?,
+            &dense_top(&c, &qid, steered, args.top)?,
         );
     }
     Ok(())
