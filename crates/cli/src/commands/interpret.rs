@@ -12,7 +12,8 @@ use latent_terms::interpret::describe::{Descriptions, LatentDescriber, llm_promp
 use latent_terms::interpret::explain::{ForwardIndex, explain_match};
 use latent_terms::interpret::explorer::{QueryView, ResultView, Site, write_site};
 use latent_terms::interpret::intrusion::{
-    CentroidJudge, IntrusionOptions, intrusion_items, random_items, run_intrusion,
+    CentroidJudge, IntrusionOptions, Judge, LexicalJudge, intrusion_items, random_items,
+    run_intrusion,
 };
 use latent_terms::interpret::steer::{
     Edit, SteeringConfig, edit_code, edit_query, steer_embedding, steering_experiment,
@@ -397,6 +398,10 @@ pub(crate) struct IntrusionArgs {
     /// Seed of the sample, intruders and shuffles.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// BEIR dataset of the corpus: adds the lexical judge (IDF-weighted words), which never
+    /// sees the retriever's embeddings.
+    #[arg(long)]
+    dataset: Option<PathBuf>,
     /// Markdown table output.
     #[arg(long)]
     out_md: Option<PathBuf>,
@@ -415,12 +420,26 @@ fn wilson(correct: usize, n: usize) -> (f64, f64) {
 
 pub(crate) fn intrusion_cmd(args: &IntrusionArgs) -> CliResult {
     let corpus = EmbeddingsStore::open(&args.corpus_emb)?.load()?;
-    let judge = CentroidJudge::new(&corpus);
+    let centroid = CentroidJudge::new(&corpus);
+    let lexical = match &args.dataset {
+        Some(dir) => {
+            let mut texts = Vec::new();
+            for d in BeirDataset::open(dir)?.corpus()? {
+                let d = d?;
+                texts.push((d.id.clone(), d.full_text()));
+            }
+            Some(LexicalJudge::new(texts))
+        }
+        None => None,
+    };
+    let mut judges: Vec<&dyn Judge> = vec![&centroid];
+    if let Some(l) = &lexical {
+        judges.push(l);
+    }
     let mut md = format!(
-        "Intrusion test: {} top-activating passages + 1 random non-activating intruder, shuffled; judge: {}; seed {}; chance {:.2}\n\n\
-| SAE | kind | d_sae | k | latents | correct | accuracy | 95% CI | control (random passages) |\n|---|---|---|---|---|---|---|---|---|\n",
+        "Intrusion test: {} top-activating passages + 1 random non-activating intruder, shuffled; seed {}; chance {:.2}\n\n\
+| SAE | kind | d_sae | k | judge | latents | correct | accuracy | 95% CI | control (random passages) |\n|---|---|---|---|---|---|---|---|---|---|\n",
         args.top,
-        latent_terms::interpret::intrusion::Judge::name(&judge),
         args.seed,
         1.0 / (args.top + 1) as f64
     );
@@ -436,24 +455,25 @@ pub(crate) fn intrusion_cmd(args: &IntrusionArgs) -> CliResult {
             seed: args.seed,
         };
         let items = intrusion_items(index.index(), &options)?;
-        let r = run_intrusion(&items, &judge)?;
-        let control = run_intrusion(
-            &random_items(index.index(), &items, args.seed ^ 0xC0FFEE),
-            &judge,
-        )?;
-        let (lo, hi) = wilson(r.correct, r.items);
+        let controls = random_items(index.index(), &items, args.seed ^ 0xC0FFEE);
         let name = path
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        md.push_str(&format!(
-            "| {name} | {} | {} | {k} | {} | {} | {:.3} | [{lo:.3}, {hi:.3}] | {:.3} |\n",
-            cfg.kind.as_str(),
-            cfg.d_sae,
-            r.items,
-            r.correct,
-            r.accuracy,
-            control.accuracy
-        ));
+        for judge in &judges {
+            let r = run_intrusion(&items, *judge)?;
+            let control = run_intrusion(&controls, *judge)?;
+            let (lo, hi) = wilson(r.correct, r.items);
+            md.push_str(&format!(
+                "| {name} | {} | {} | {k} | {} | {} | {} | {:.3} | [{lo:.3}, {hi:.3}] | {:.3} |\n",
+                cfg.kind.as_str(),
+                cfg.d_sae,
+                r.judge,
+                r.items,
+                r.correct,
+                r.accuracy,
+                control.accuracy
+            ));
+        }
     }
     if let Some(p) = &args.out_md {
         write_atomic(p, md.as_bytes())?;

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use latent_terms_encoders::Embeddings;
-use latent_terms_sparse_index::Index;
+use latent_terms_sparse_index::{Analyzer, Index};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -208,6 +208,94 @@ impl Judge for CentroidJudge<'_> {
     }
 }
 
+/// A judge that never sees the retriever: each passage is its set of analysed words
+/// (Lucene-like English analysis, stemmed) weighted by IDF over the corpus, and the
+/// passage least similar (cosine) to the sum of the others is the intruder.
+pub struct LexicalJudge {
+    docs: HashMap<String, Vec<(u32, f64)>>,
+}
+
+impl LexicalJudge {
+    /// Learns IDFs from `(document id, text)` pairs and keeps each document's vector.
+    pub fn new(docs: impl IntoIterator<Item = (String, String)>) -> Self {
+        let analyzer = Analyzer::english();
+        let mut ids: HashMap<String, u32> = HashMap::new();
+        let mut sets: Vec<(String, Vec<u32>)> = Vec::new();
+        let mut df: Vec<u64> = Vec::new();
+        for (id, text) in docs {
+            let mut set: Vec<u32> = Vec::new();
+            analyzer.for_each_term(&text, |t| {
+                let next = ids.len() as u32;
+                let w = *ids.entry(t.to_owned()).or_insert(next);
+                if w as usize == df.len() {
+                    df.push(0);
+                }
+                set.push(w);
+            });
+            set.sort_unstable();
+            set.dedup();
+            for &w in &set {
+                df[w as usize] += 1;
+            }
+            sets.push((id, set));
+        }
+        let n = sets.len() as f64;
+        let docs = sets
+            .into_iter()
+            .map(|(id, set)| {
+                let mut v: Vec<(u32, f64)> = set
+                    .into_iter()
+                    .map(|w| (w, (1.0 + n / df[w as usize] as f64).ln()))
+                    .collect();
+                let norm = v.iter().map(|x| x.1 * x.1).sum::<f64>().sqrt();
+                if norm > 0.0 {
+                    v.iter_mut().for_each(|x| x.1 /= norm);
+                }
+                (id, v)
+            })
+            .collect();
+        LexicalJudge { docs }
+    }
+}
+
+impl Judge for LexicalJudge {
+    fn name(&self) -> String {
+        "lexical (IDF-weighted words, cosine)".into()
+    }
+
+    fn pick_intruder(&self, _latent: u32, candidates: &[String]) -> Result<usize> {
+        let vectors = candidates
+            .iter()
+            .map(|c| {
+                self.docs
+                    .get(c)
+                    .ok_or_else(|| Error::Invalid(format!("document {c:?} has no text")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut sum: HashMap<u32, f64> = HashMap::new();
+        for v in &vectors {
+            for &(w, x) in v.iter() {
+                *sum.entry(w).or_default() += x;
+            }
+        }
+        let mut best = (f64::INFINITY, 0);
+        for (i, v) in vectors.iter().enumerate() {
+            let own: HashMap<u32, f64> = v.iter().copied().collect();
+            let (mut dot, mut norm) = (0f64, 0f64);
+            for (w, s) in &sum {
+                let rest = s - own.get(w).copied().unwrap_or(0.0);
+                norm += rest * rest;
+                dot += rest * own.get(w).copied().unwrap_or(0.0);
+            }
+            let cos = if norm > 0.0 { dot / norm.sqrt() } else { 0.0 };
+            if cos < best.0 {
+                best = (cos, i);
+            }
+        }
+        Ok(best.1)
+    }
+}
+
 /// Accuracy of one judge on a set of questions.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IntrusionResult {
@@ -325,6 +413,20 @@ mod tests {
         let control = random_items(index.index(), &items, 5);
         assert_eq!(control.len(), 2);
         assert!(judge.pick_intruder(0, &["nope".into()]).is_err());
+    }
+
+    #[test]
+    fn lexical_judge_finds_the_off_topic_passage() {
+        let texts = [
+            ("a", "insulin resistance in obese mice"),
+            ("b", "insulin signalling in mice"),
+            ("c", "insulin and glucose in obese patients"),
+            ("d", "volcanic ash over iceland"),
+        ];
+        let judge = LexicalJudge::new(texts.iter().map(|(i, t)| (i.to_string(), t.to_string())));
+        let ids: Vec<String> = ["a", "d", "b", "c"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(judge.pick_intruder(0, &ids).unwrap(), 1);
+        assert!(judge.pick_intruder(0, &["zz".into()]).is_err());
     }
 
     #[test]
