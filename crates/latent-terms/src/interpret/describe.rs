@@ -313,8 +313,8 @@ impl LatentDescriber for Descriptions {
 }
 
 /// A prompt asking a language model to describe a latent from its top passages (in the
-/// manner of CL-SR §4.1: the passages that activate a latent most, and a request for a
-/// short concept name). Answers go back as a [`Descriptions`] file.
+/// manner of CL-SR §4: the passages that activate a latent most, and a request for a
+/// short concept name; the wording is ours). Answers go back as a [`Descriptions`] file.
 pub fn llm_prompt(card: &LatentCard, passages: &[String]) -> String {
     let mut p = format!(
         "The following passages all strongly activate feature {} of a text retrieval \
