@@ -51,6 +51,8 @@ enum Command {
     Intrusion(commands::interpret::IntrusionArgs),
     /// Write the static HTML latent explorer of a run's report.
     Explore(commands::interpret::ExploreArgs),
+    /// How well the top shared latents alone reproduce a run's rankings.
+    Simulate(commands::interpret::SimulateArgs),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +79,7 @@ fn main() -> ExitCode {
         }
         Command::Intrusion(args) => commands::interpret::intrusion_cmd(&args),
         Command::Explore(args) => commands::interpret::explore(&args),
+        Command::Simulate(args) => commands::interpret::simulate(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

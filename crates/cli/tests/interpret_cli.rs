@@ -224,6 +224,10 @@ fn interpretability_commands_on_a_run_report() {
     ]);
     assert!(out.contains("clsr after"), "{out}");
 
+    // Ranking simulation: with every shared latent, the ranking is reproduced.
+    let out = cli(&["simulate", "--report", p(&report), "--budgets", "1,1000"]);
+    assert!(out.contains("| 1000 | 1.0000 | 1.0000 |"), "{out}");
+
     // The explorer.
     let site = d.join("site");
     cli(&[

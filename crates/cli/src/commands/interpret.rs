@@ -9,7 +9,9 @@ use latent_terms::eval::beir::{BeirDataset, trec_safe_id};
 use latent_terms::interpret::cards::{CardOptions, CardSet, attach_titles, cards, num_docs};
 use latent_terms::interpret::collection::{Collection, ScorerKind};
 use latent_terms::interpret::describe::{Descriptions, LatentDescriber, llm_prompt};
-use latent_terms::interpret::explain::{ForwardIndex, explain_match};
+use latent_terms::interpret::explain::{
+    ForwardIndex, MatchExplanation, explain_match, simulate_rankings,
+};
 use latent_terms::interpret::explorer::{QueryView, ResultView, Site, write_site};
 use latent_terms::interpret::intrusion::{
     CentroidJudge, IntrusionOptions, Judge, LexicalJudge, intrusion_items, random_items,
@@ -19,7 +21,7 @@ use latent_terms::interpret::steer::{
     Edit, SteeringConfig, edit_code, edit_query, steer_embedding, steering_experiment,
 };
 use latent_terms::pipeline::{LatentIndex, code_to_query, write_atomic};
-use latent_terms::sae::{EncodeOptions, SaeEncoder};
+use latent_terms::sae::{EncodeOptions, SaeEncoder, SparseCode};
 use latent_terms::sparse_index::SearchOptions as SparseOptions;
 
 use super::CliResult;
@@ -483,6 +485,84 @@ pub(crate) fn intrusion_cmd(args: &IntrusionArgs) -> CliResult {
 }
 
 #[derive(Args)]
+pub(crate) struct SimulateArgs {
+    /// Report directory of `latent-terms run`.
+    #[arg(long)]
+    report: PathBuf,
+    /// Shared latents shown per result (comma-separated budgets).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3,5,10,20")]
+    budgets: Vec<usize>,
+    /// Results per query.
+    #[arg(long, default_value_t = 10)]
+    results: usize,
+    /// Scorer: clsr, bm25 or dot.
+    #[arg(long, default_value = "clsr")]
+    scorer: String,
+}
+
+/// A query id, its SAE code and its top results' explanations.
+type Explained = (String, SparseCode, Vec<MatchExplanation>);
+
+/// Every judged test query's top results with their explanations.
+fn explained_rankings(
+    c: &Collection,
+    kind: ScorerKind,
+    results: usize,
+    limit: usize,
+    descriptions: Option<&Descriptions>,
+) -> CliResult<Vec<Explained>> {
+    let scorer = c.scorer(kind)?;
+    let mut out = Vec::new();
+    let qids = c
+        .query_text
+        .keys()
+        .filter(|q| c.qrels.get(q).is_some_and(|j| j.num_relevant(1) > 0))
+        .take(limit);
+    for qid in qids {
+        let code = c.query_code(qid)?;
+        let q = code_to_query(&code, None)?;
+        let hits = c
+            .index
+            .search(&q, scorer.as_ref(), results, &SparseOptions::default())?;
+        let mut list = Vec::with_capacity(hits.len());
+        for h in &hits {
+            let doc = c.index.external_id(h.doc).unwrap_or_default().to_owned();
+            list.push(explain_match(
+                &c.index,
+                qid,
+                &q,
+                scorer.as_ref(),
+                kind.name(),
+                &doc,
+                descriptions,
+            )?);
+        }
+        out.push((qid.clone(), code, list));
+    }
+    Ok(out)
+}
+
+pub(crate) fn simulate(args: &SimulateArgs) -> CliResult {
+    let c = Collection::open(&args.report)?;
+    let kind: ScorerKind = args.scorer.parse()?;
+    let rankings: Vec<_> = explained_rankings(&c, kind, args.results, usize::MAX, None)?
+        .into_iter()
+        .map(|r| r.2)
+        .collect();
+    println!(
+        "Ranking simulated from the top m shared latents ({} test queries, top {} {} results)\n",
+        rankings.len(),
+        args.results,
+        kind.name()
+    );
+    println!("| m | top-1 agreement | pairwise agreement |\n|---|---|---|");
+    for r in simulate_rankings(&rankings, &args.budgets) {
+        println!("| {} | {:.4} | {:.4} |", r.latents, r.top1, r.pairwise);
+    }
+    Ok(())
+}
+
+#[derive(Args)]
 pub(crate) struct ExploreArgs {
     /// Report directory of `latent-terms run`.
     #[arg(long)]
@@ -517,48 +597,33 @@ pub(crate) fn explore(args: &ExploreArgs) -> CliResult {
     let card_list = described_cards(&c, &options, imported.as_ref())?;
     let descriptions = Descriptions::from_cards(&card_list);
     let kind: ScorerKind = args.scorer.parse()?;
-    let scorer = c.scorer(kind)?;
-    let mut qids: Vec<&String> = c
-        .query_text
-        .keys()
-        .filter(|q| c.qrels.get(q).is_some_and(|j| j.num_relevant(1) > 0))
-        .collect();
-    qids.truncate(args.queries.unwrap_or(usize::MAX));
-    let mut views = Vec::with_capacity(qids.len());
-    for qid in qids {
-        let code = c.query_code(qid)?;
-        let q = code_to_query(&code, None)?;
-        let hits = c
-            .index
-            .search(&q, scorer.as_ref(), args.results, &SparseOptions::default())?;
-        let mut results = Vec::with_capacity(hits.len());
-        for (i, h) in hits.iter().enumerate() {
-            let doc = c.index.external_id(h.doc).unwrap_or_default().to_owned();
-            let explanation = explain_match(
-                &c.index,
-                qid,
-                &q,
-                scorer.as_ref(),
-                kind.name(),
-                &doc,
-                Some(&descriptions),
-            )?;
-            results.push(ResultView {
+    let mut views = Vec::new();
+    for (qid, code, list) in explained_rankings(
+        &c,
+        kind,
+        args.results,
+        args.queries.unwrap_or(usize::MAX),
+        Some(&descriptions),
+    )? {
+        let results = list
+            .into_iter()
+            .enumerate()
+            .map(|(i, explanation)| ResultView {
                 rank: i + 1,
-                title: c.title(&doc),
+                title: c.title(&explanation.doc),
                 relevant: c
                     .qrels
-                    .get(qid)
-                    .and_then(|j| j.relevance(&doc))
+                    .get(&qid)
+                    .and_then(|j| j.relevance(&explanation.doc))
                     .is_some_and(|r| r > 0),
                 explanation,
-            });
-        }
+            })
+            .collect();
         let mut latents: Vec<(u32, f32)> = code.iter().collect();
         latents.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         views.push(QueryView {
-            id: qid.clone(),
-            text: c.query_text.get(qid).cloned().unwrap_or_default(),
+            text: c.query_text.get(&qid).cloned().unwrap_or_default(),
+            id: qid,
             latents,
             results,
         });
