@@ -40,6 +40,19 @@ enum Command {
     Run(commands::run::RunArgs),
     /// Write a LIMIT-style collection of any size as a BEIR directory.
     LimitGen(commands::run::LimitGenArgs),
+    /// Latent cards (df, IDF, top documents, descriptions) of a run's SAE, as JSON.
+    Cards(commands::interpret::CardsArgs),
+    /// Explain a document as its top latents, or a query–document match by shared latents.
+    Explain(commands::interpret::ExplainArgs),
+    /// Steer queries by editing their latents (and the Kang et al. experiment).
+    #[command(subcommand)]
+    Steer(commands::interpret::SteerCommand),
+    /// Intrusion test of latent quality, per SAE, with the centroid judge.
+    Intrusion(commands::interpret::IntrusionArgs),
+    /// Write the static HTML latent explorer of a run's report.
+    Explore(commands::interpret::ExploreArgs),
+    /// How well the top shared latents alone reproduce a run's rankings.
+    Simulate(commands::interpret::SimulateArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +69,17 @@ fn main() -> ExitCode {
         Command::Sae(command) => commands::sae::run(&command),
         Command::Run(args) => commands::run::run(&args),
         Command::LimitGen(args) => commands::run::limit_gen(&args),
+        Command::Cards(args) => commands::interpret::cards_cmd(&args),
+        Command::Explain(args) => commands::interpret::explain_cmd(&args),
+        Command::Steer(commands::interpret::SteerCommand::Query(args)) => {
+            commands::interpret::steer_query(&args)
+        }
+        Command::Steer(commands::interpret::SteerCommand::Experiment(args)) => {
+            commands::interpret::steer_experiment(&args)
+        }
+        Command::Intrusion(args) => commands::interpret::intrusion_cmd(&args),
+        Command::Explore(args) => commands::interpret::explore(&args),
+        Command::Simulate(args) => commands::interpret::simulate(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,9 +11,11 @@
 //! | [`dense`] | this crate | dense retrieval over embeddings stores, as a TREC run |
 //! | [`plot`] | this crate | PNG line charts (loss curves, Zipf plots) |
 //! | [`pipeline`] | this crate | encode → SAE → latent-term index → evaluate, with the report |
+//! | [`interpret`] | this crate | latent cards, descriptions, explanations, steering, intrusion test, HTML explorer |
 
 pub mod dense;
 mod error;
+pub mod interpret;
 pub mod lexical;
 pub mod pipeline;
 pub mod plot;

@@ -1,0 +1,251 @@
+//! `latent-terms cards | explain | steer | explore` end to end: a real `latent-terms run`
+//! on LIMIT-small (shipped in examples/data) over hashed bag-of-words embeddings (no model
+//! needed), then every interpretability command on its report.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use latent_terms::encoders::{Embeddings, Pooling, StoreDtype, StoreMetadata, StoreWriter};
+use latent_terms::eval::beir::BeirDataset;
+
+const DIM: usize = 32;
+
+fn dataset() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data/limit-small")
+}
+
+fn cli(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_latent-terms"))
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    assert!(
+        out.status.success(),
+        "latent-terms {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// Words hashed (FNV-1a) into `DIM` buckets, L2-normalised: texts sharing words are close.
+fn embed(text: &str) -> Vec<f32> {
+    let mut v = vec![0f32; DIM];
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.len() > 2)
+    {
+        let mut h: u32 = 0x811c_9dc5;
+        for b in word.to_lowercase().bytes() {
+            h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+        }
+        v[(h as usize) % DIM] += 1.0;
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
+}
+
+fn store(path: &Path, items: &[(String, String)]) {
+    let meta = StoreMetadata {
+        model: "hashed-words".into(),
+        pooling: Pooling::Mean,
+        normalized: true,
+        dim: DIM,
+    };
+    let mut w = StoreWriter::create(path, meta, StoreDtype::F32).expect("create store");
+    let ids = items.iter().map(|i| i.0.clone()).collect();
+    let data = items.iter().flat_map(|i| embed(&i.1)).collect();
+    w.append(&Embeddings::new(ids, DIM, data).expect("rows"))
+        .expect("append");
+    w.finish().expect("finish");
+}
+
+#[test]
+fn interpretability_commands_on_a_run_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let data = BeirDataset::open(dataset()).expect("LIMIT-small");
+    let docs: Vec<(String, String)> = data
+        .corpus()
+        .expect("corpus")
+        .map(|doc| doc.map(|doc| (doc.id.clone(), doc.full_text())))
+        .collect::<Result<_, _>>()
+        .expect("documents");
+    let queries: Vec<(String, String)> = data
+        .queries()
+        .expect("queries")
+        .into_iter()
+        .map(|q| (q.id, q.text))
+        .collect();
+    let (corpus_emb, query_emb) = (d.join("corpus.safetensors"), d.join("queries.safetensors"));
+    store(&corpus_emb, &docs);
+    store(&query_emb, &queries);
+    let config = d.join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"sae": {"d_sae": 64, "k": 4, "epochs": 3, "batch_size": 64, "validation_fraction": 0.0},
+            "inference": {"doc_k": 8, "query_k": 8},
+            "tuning": {"enabled": false, "doc_k": [], "query_k": []}}"#,
+    )
+    .expect("config");
+    let report = d.join("report");
+    cli(&[
+        "run",
+        "--dataset",
+        p(&dataset()),
+        "--corpus-emb",
+        p(&corpus_emb),
+        "--query-emb",
+        p(&query_emb),
+        "--config",
+        p(&config),
+        "--cache",
+        p(&d.join("cache")),
+        "--out",
+        p(&report),
+        "--quiet",
+    ]);
+
+    // Cards: JSON with df-ordered cards, descriptions exported and re-imported.
+    let cards = d.join("cards.json");
+    let exported = d.join("descriptions.json");
+    cli(&[
+        "cards",
+        "--report",
+        p(&report),
+        "--out",
+        p(&cards),
+        "--top",
+        "3",
+        "--export-descriptions",
+        p(&exported),
+        "--prompts",
+        p(&d.join("prompts.jsonl")),
+    ]);
+    let set: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cards).expect("cards")).expect("json");
+    let list = set["cards"].as_array().expect("cards array");
+    assert!(!list.is_empty());
+    let dfs: Vec<u64> = list
+        .iter()
+        .map(|c| c["doc_freq"].as_u64().expect("df"))
+        .collect();
+    assert!(dfs.windows(2).all(|w| w[0] >= w[1]));
+    assert!(list[0]["top_docs"].as_array().expect("docs").len() <= 3);
+    let latent = list[0]["latent"].as_u64().expect("latent");
+    let hand = d.join("hand.json");
+    std::fs::write(&hand, format!(r#"{{"{latent}": "hand-written meaning"}}"#)).expect("hand");
+    let out = cli(&[
+        "cards",
+        "--report",
+        p(&report),
+        "--out",
+        p(&cards),
+        "--descriptions",
+        p(&hand),
+    ]);
+    assert!(out.contains("hand-written meaning"), "{out}");
+
+    // Explain: a document alone, then a judged query with its relevant document.
+    let top_doc = list[0]["top_docs"][0]["id"]
+        .as_str()
+        .expect("doc id")
+        .to_owned();
+    let out = cli(&["explain", "--report", p(&report), "--doc", &top_doc]);
+    assert!(out.contains("act×idf"), "{out}");
+    let qrels = std::fs::read_to_string(dataset().join("qrels/test.tsv")).expect("qrels");
+    let line = qrels.lines().nth(1).expect("a judgment");
+    let mut fields = line.split('\t');
+    let (qid, doc) = (fields.next().expect("qid"), fields.next().expect("doc"));
+    for scorer in ["clsr", "bm25", "dot"] {
+        let out = cli(&[
+            "explain",
+            "--report",
+            p(&report),
+            "--doc",
+            doc,
+            "--query",
+            qid,
+            "--scorer",
+            scorer,
+        ]);
+        assert!(out.contains("sum of contributions"), "{out}");
+    }
+    let json = cli(&[
+        "explain",
+        "--report",
+        p(&report),
+        "--doc",
+        doc,
+        "--query",
+        qid,
+        "--json",
+    ]);
+    let e: serde_json::Value = serde_json::from_str(&json).expect("explanation json");
+    let total: f64 = e["shared"]
+        .as_array()
+        .expect("shared")
+        .iter()
+        .map(|s| s["contribution"].as_f64().expect("contribution"))
+        .sum();
+    assert!((total - e["score"].as_f64().expect("score")).abs() < 1e-4);
+
+    // Steering, dense and sparse.
+    let edit = format!("{latent}+1.0");
+    let out = cli(&[
+        "steer",
+        "query",
+        "--report",
+        p(&report),
+        "--query",
+        qid,
+        "--edit",
+        &edit,
+        "--top",
+        "3",
+    ]);
+    assert!(out.contains("dense after (steered)"), "{out}");
+    let out = cli(&[
+        "steer",
+        "query",
+        "--report",
+        p(&report),
+        "--query",
+        qid,
+        "--sparse",
+        "--edit",
+        &edit,
+        "--edit",
+        "-0",
+    ]);
+    assert!(out.contains("clsr after"), "{out}");
+
+    // Ranking simulation: with every shared latent, the ranking is reproduced.
+    let out = cli(&["simulate", "--report", p(&report), "--budgets", "1,1000"]);
+    assert!(out.contains("| 1000 | 1.0000 | 1.0000 |"), "{out}");
+
+    // The explorer.
+    let site = d.join("site");
+    cli(&[
+        "explore",
+        "--report",
+        p(&report),
+        "--out",
+        p(&site),
+        "--queries",
+        "5",
+        "--results",
+        "3",
+    ]);
+    let index = std::fs::read_to_string(site.join("index.html")).expect("index");
+    assert!(index.contains("zipf.png") && site.join("zipf.png").is_file());
+    assert!(site.join(format!("latent/{latent}.html")).is_file());
+    let pages = std::fs::read_dir(site.join("query"))
+        .expect("query pages")
+        .count();
+    assert_eq!(pages, 5);
+}
