@@ -39,6 +39,15 @@ def main():
     table(reports, "ndcg_cut_10", "nDCG@10 (best per collection in bold)")
     table(reports, "recip_rank@10", "MRR@10")
     table(reports, "recall_100", "Recall@100")
+    for r in reports:
+        if "limit" not in r["dataset"]:
+            continue
+        print(f"\n{r['dataset']}: recall at the LIMIT paper's cutoffs\n")
+        print("| method | R@2 | R@10 | R@20 | R@100 |")
+        print("|---|---|---|---|---|")
+        for m in METHODS:
+            cells = [measure(r, m, f"recall_{k}") for k in (2, 10, 20, 100)]
+            print(f"| {m} | " + " | ".join("–" if v is None else "%.4f" % v for v in cells) + " |")
     print("\nSAE, sparsity and efficiency\n")
     print("| collection | docs | test queries | NMSE (corpus) | Spearman dense vs reconstructed (top 100) "
           "| latents/doc | latents/query | FLOPs latent (lexical) | index bytes latent (lexical) "
@@ -61,7 +70,7 @@ def main():
     for r in reports:
         for m in r["mismatch"]:
             mrr = dict((k, v) for k, v in m["mrr_at_10"])
-            cells = ["%.3f" % mrr[k] if k in mrr else "–" for k in METHODS]
+            cells = ["%.3f" % mrr[k] if mrr.get(k) is not None else "–" for k in METHODS]
             print(f"| {r['dataset']} | {m['depth']} | {m['queries']} | " + " | ".join(cells) + " |")
     print("\nStage seconds (cached stages marked c)\n")
     stages = sorted({s for r in reports for s in r["stage_seconds"]})
