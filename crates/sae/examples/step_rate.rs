@@ -2,7 +2,14 @@
 //! the JAX reference `scripts/bench-sae-jax.py`).
 //!
 //! `cargo run -p latent-terms-sae --example step_rate -- [--backend flex|ndarray]
-//!  [--d-in 384 --d-sae 12288 --k 32 --batch 1024 --steps 20 --warmup 3] [--kind topk] [--no-aux]`
+//!  [--d-in 384 --d-sae 12288 --k 32 --batch 1024 --steps 20 --warmup 3] [--kind topk] [--no-aux]
+//!  [--dead-after 1]`
+//!
+//! AuxK only does work once some latent is dead. The trainer's default (dead after 20 steps
+//! without firing) leaves none dead in a short run on random rows, so `--dead-after 1`
+//! (dead if it did not fire in the previous step) is what `scripts/bench-sae` uses to time
+//! the AuxK path; `dead_fraction` in the output (median over the timed steps) shows how
+//! many latents the AuxK selection ran over.
 //!
 //! Prints one JSON object: median step time, samples/s, the burn GEMM rate at the encoder's
 //! shape, and achieved GFLOP/s counted as in the JAX script (encoder forward and weight
@@ -39,6 +46,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (steps, warmup) = (arg(&args, "--steps", 20u64), arg(&args, "--warmup", 3u64));
     let kind: SaeKind = arg(&args, "--kind", "topk".to_string()).parse()?;
     let no_aux = args.iter().any(|a| a == "--no-aux");
+    let dead_after: Option<u32> = args
+        .iter()
+        .position(|a| a == "--dead-after")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.parse())
+        .transpose()?;
 
     // Unit-normalised random rows, enough for every step to see fresh data.
     let n = b * (steps + warmup) as usize;
@@ -63,13 +76,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if no_aux {
         config.aux.coef = 0.0;
     }
+    if let Some(after) = dead_after {
+        config.aux.dead_after_steps = after;
+    }
+    let dead_after_steps = config.aux.dead_after_steps;
     let trainer = Trainer::new(config, backend)?.with_step_limit(steps + warmup);
     let mut stamps = vec![Instant::now()];
     let mut l0 = 0.0;
+    let mut dead = Vec::new();
     trainer.train(&set, &mut |metrics| {
         stamps.push(Instant::now());
         l0 = metrics.l0;
+        dead.push(metrics.dead_fraction);
     })?;
+    let dead_fraction = median(dead.split_off((warmup as usize).min(dead.len())));
     let times: Vec<f64> = stamps
         .windows(2)
         .skip(warmup as usize)
@@ -100,6 +120,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "backend": format!("{backend:?}"),
             "kind": kind.as_str(),
             "aux": !no_aux,
+            "dead_after_steps": (!no_aux).then_some(dead_after_steps),
+            "dead_fraction": dead_fraction,
             "shape": {"d_in": d, "d_sae": m, "k": k, "batch": b},
             "median_step_s": step_s,
             "samples_per_s": b as f64 / step_s,

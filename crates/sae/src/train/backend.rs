@@ -16,7 +16,7 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The default: the faster CPU backend compiled in (flex, per `benches/sae_step.rs`).
+    /// The default: the faster CPU backend compiled in (flex, per `scripts/bench-sae`).
     pub fn default_cpu() -> Result<Self> {
         if cfg!(feature = "flex") {
             Ok(Backend::Flex)

@@ -417,15 +417,16 @@ impl Trainer {
                 None
             };
             let lr = c.optim.lr_at(step, run.total_steps);
-            let mut metrics = self.step(
+            let (mut metrics, updated) = self.step(
                 run,
                 &mut params,
-                &mut moments,
+                moments,
                 &mut state,
                 &rows,
                 group.as_ref(),
                 lr,
             )?;
+            moments = updated;
             state.step += 1;
             window.1 += rows.len();
             metrics.step = state.step;
@@ -472,12 +473,12 @@ impl Trainer {
         &self,
         run: &Run<'_>,
         params: &mut Params,
-        moments: &mut state::DeviceMoments,
+        moments: state::DeviceMoments,
         state: &mut TrainState,
         rows: &[usize],
         group: Option<&kld::Group>,
         lr: f64,
-    ) -> Result<StepMetrics> {
+    ) -> Result<(StepMetrics, state::DeviceMoments)> {
         let c = &self.config;
         let dev = &self.device;
         let (d, m, r) = (run.set.dim(), c.d_sae, rows.len());
@@ -518,7 +519,7 @@ impl Trainer {
         }
         grads.b_dec = g.clone().sum_dim(0).reshape([d]);
         if let Some(dp) = &dp {
-            step::backward(dp, &g, &centred, params, &mut grads);
+            grads = step::backward(dp, &g, &centred, params, grads);
         }
         let mut aux_loss = 0.0;
         if let Some(ap) = step::upload(&aux_pattern, params, dev) {
@@ -531,7 +532,7 @@ impl Trainer {
             aux_loss = scalar(diff.clone().square().sum())? / denom;
             loss += f64::from(c.aux.coef) * aux_loss;
             let g_aux = diff.mul_scalar(2.0 * f64::from(c.aux.coef) / denom);
-            step::backward(&ap, &g_aux, &centred, params, &mut grads);
+            grads = step::backward(&ap, &g_aux, &centred, params, grads);
         }
         if !loss.is_finite() {
             return Err(Error::Diverged { step: state.step });
@@ -545,22 +546,27 @@ impl Trainer {
         }
         let t = state.step + 1;
         let o = &c.optim;
-        params.w_enc = moments
-            .w_enc
-            .update(o, lr, t, params.w_enc.clone(), grads.w_enc);
-        params.b_enc = moments
-            .b_enc
-            .update(o, lr, t, params.b_enc.clone(), grads.b_enc);
-        params.w_dec =
-            step::unit_rows(
-                moments
-                    .w_dec
-                    .update(o, lr, t, params.w_dec.clone(), grads.w_dec),
-            );
-        params.b_dec = moments
-            .b_dec
-            .update(o, lr, t, params.b_dec.clone(), grads.b_dec);
-        Ok(StepMetrics {
+        let state::DeviceMoments {
+            w_enc,
+            b_enc,
+            w_dec,
+            b_dec,
+        } = moments;
+        let (w_enc, new_w_enc) = w_enc.update(o, lr, t, params.w_enc.clone(), grads.w_enc);
+        let (b_enc, new_b_enc) = b_enc.update(o, lr, t, params.b_enc.clone(), grads.b_enc);
+        let (w_dec, new_w_dec) = w_dec.update(o, lr, t, params.w_dec.clone(), grads.w_dec);
+        let (b_dec, new_b_dec) = b_dec.update(o, lr, t, params.b_dec.clone(), grads.b_dec);
+        params.w_enc = new_w_enc;
+        params.b_enc = new_b_enc;
+        params.w_dec = step::unit_rows(new_w_dec);
+        params.b_dec = new_b_dec;
+        let moments = state::DeviceMoments {
+            w_enc,
+            b_enc,
+            w_dec,
+            b_dec,
+        };
+        let metrics = StepMetrics {
             loss,
             mse: se / (r * d) as f64,
             nmse: se / r as f64 / run.spread,
@@ -569,7 +575,8 @@ impl Trainer {
             aux_loss,
             kld: kld_value,
             ..StepMetrics::default()
-        })
+        };
+        Ok((metrics, moments))
     }
 }
 

@@ -93,32 +93,33 @@ impl<const D: usize> Moments<D> {
         }
     }
 
-    /// One AdamW update of `param` with gradient `grad` at 1-based step `t`.
+    /// One AdamW update of `param` with gradient `grad` at 1-based step `t`: the new
+    /// moments and the new parameter. The moments are taken by value so their updates run
+    /// in place (a shared tensor would be copied first).
     pub(crate) fn update(
-        &mut self,
+        self,
         cfg: &OptimConfig,
         lr: f64,
         t: u64,
         param: Tensor<D>,
         grad: Tensor<D>,
-    ) -> Tensor<D> {
+    ) -> (Self, Tensor<D>) {
         let (b1, b2) = (cfg.beta1, cfg.beta2);
-        self.m = self.m.clone().mul_scalar(b1) + grad.clone().mul_scalar(1.0 - b1);
-        self.v = self.v.clone().mul_scalar(b2) + grad.square().mul_scalar(1.0 - b2);
+        let m = self.m.mul_scalar(b1) + grad.clone().mul_scalar(1.0 - b1);
+        let v = self.v.mul_scalar(b2) + grad.square().mul_scalar(1.0 - b2);
         let bias1 = 1.0 - b1.powi(t as i32);
         let bias2 = 1.0 - b2.powi(t as i32);
         // lr·m̂/(√v̂ + ε) with the bias corrections folded into two scalars.
-        let step = self
-            .m
+        let step = m
             .clone()
-            .div(self.v.clone().sqrt().add_scalar(cfg.eps * bias2.sqrt()));
+            .div(v.clone().sqrt().add_scalar(cfg.eps * bias2.sqrt()));
         let step_size = lr * bias2.sqrt() / bias1;
         let param = if cfg.weight_decay > 0.0 {
             param.mul_scalar(1.0 - lr * cfg.weight_decay)
         } else {
             param
         };
-        param - step.mul_scalar(step_size)
+        (Moments { m, v }, param - step.mul_scalar(step_size))
     }
 }
 

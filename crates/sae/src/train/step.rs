@@ -100,33 +100,42 @@ pub(crate) fn decode(p: &DevicePattern, rows: usize, d: usize, device: &Device) 
     )
 }
 
-/// Adds to `grads` the gradient of a loss whose gradient with respect to the pattern's
+/// `grads` plus the gradient of a loss whose gradient with respect to the pattern's
 /// decoded output (`decode(p)`) is `g` (`[rows, d]`); `centred` is `x − b_dec`.
+///
+/// Takes `grads` by value so that each scatter-add writes into the one `[m, d]` buffer in
+/// place (a shared tensor would be copied first).
 pub(crate) fn backward(
     p: &DevicePattern,
     g: &Tensor<2>,
     centred: &Tensor<2>,
     params: &Params,
-    grads: &mut Grads,
-) {
+    grads: Grads,
+) -> Grads {
+    let Grads {
+        w_enc,
+        b_enc,
+        w_dec,
+        b_dec,
+    } = grads;
     let n = p.values.dims()[0];
     let g_rows = g.clone().select(0, p.rows.clone());
     // ∂L/∂v_j = g_row · W_dec[j]; the selected values are positive, so ReLU passes it.
     let d_values = (p.dec_rows.clone() * g_rows.clone()).sum_dim(1);
-    grads.w_dec = grads.w_dec.clone().select_assign(
+    let w_dec = w_dec.select_assign(
         0,
         p.latents.clone(),
         g_rows * p.values.clone(),
         IndexingUpdateOp::Add,
     );
     let x_rows = centred.clone().select(0, p.rows.clone());
-    grads.w_enc = grads.w_enc.clone().select_assign(
+    let w_enc = w_enc.select_assign(
         0,
         p.latents.clone(),
         x_rows * d_values.clone(),
         IndexingUpdateOp::Add,
     );
-    grads.b_enc = grads.b_enc.clone().select_assign(
+    let b_enc = b_enc.select_assign(
         0,
         p.latents.clone(),
         d_values.clone().reshape([n]),
@@ -137,7 +146,12 @@ pub(crate) fn backward(
     let through_encoder = (enc_rows * d_values)
         .sum_dim(0)
         .reshape([centred.dims()[1]]);
-    grads.b_dec = grads.b_dec.clone() - through_encoder;
+    Grads {
+        w_enc,
+        b_enc,
+        w_dec,
+        b_dec: b_dec - through_encoder,
+    }
 }
 
 /// Pre-activations `(x − b_dec)·W_encᵀ + b_enc` and the centred input.
@@ -230,12 +244,12 @@ mod tests {
         let g = (x_hat.clone() - x.clone()).mul_scalar(2.0 / r as f64);
         let mut grads = Grads::zeros(&params);
         grads.b_dec = g.clone().sum_dim(0).reshape([d]);
-        backward(&dp, &g, &centred, &params, &mut grads);
+        grads = backward(&dp, &g, &centred, &params, grads);
         let ap = upload(&aux, &params, &dev).unwrap();
         let residual = x.clone() - x_hat;
         let e_hat = decode(&ap, r, d, &dev);
         let g_aux = (e_hat - residual.clone()).mul_scalar(2.0 * c);
-        backward(&ap, &g_aux, &centred, &params, &mut grads);
+        grads = backward(&ap, &g_aux, &centred, &params, grads);
 
         // Autodiff on the same loss, with the selections as constant masks.
         let mask = |p: &select::Pattern| {
