@@ -146,6 +146,54 @@ fn every_stage_runs_and_a_second_run_is_served_from_the_cache() {
 }
 
 #[test]
+fn embeddings_of_another_corpus_are_a_typed_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("limit-toy");
+    let spec = LimitSpec {
+        docs: 12,
+        core_docs: 6,
+        queries: 5,
+        likes_per_doc: 3,
+        seed: 5,
+    };
+    let collection = pipeline::write_limit(&spec, &data).unwrap();
+    let corpus = tmp.path().join("corpus.safetensors");
+    let queries = tmp.path().join("queries.safetensors");
+    // One document short.
+    store(
+        &corpus,
+        collection
+            .docs
+            .iter()
+            .skip(1)
+            .map(|d| (d.id.clone(), d.full_text())),
+    );
+    store(
+        &queries,
+        collection
+            .queries
+            .iter()
+            .map(|q| (q.id.clone(), q.text.clone())),
+    );
+    let config = PipelineConfig::from_json(
+        r#"{"sae": {"d_sae": 32, "k": 4, "epochs": 1, "batch_size": 8}, "depth": 5}"#,
+    )
+    .unwrap();
+    let inputs = PipelineInputs {
+        dataset: data,
+        model: tmp.path().join("no-model"),
+        out: tmp.path().join("report"),
+        cache: tmp.path().join("cache"),
+        embeddings: Some((corpus, queries)),
+        sae: None,
+    };
+    let err = pipeline::run(&inputs, &config, &Quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("lack 1 of the dataset's documents"), "{err}");
+}
+
+#[test]
 fn a_bad_config_is_a_typed_error_before_any_work() {
     let config = PipelineConfig::from_json(r#"{"sae": {"k": 0}}"#).unwrap();
     let tmp = tempfile::tempdir().unwrap();

@@ -318,6 +318,39 @@ fn given_sae_summary(sae: &Path) -> SaeSummary {
     }
 }
 
+/// Every document of the dataset must have a dense
+/// embedding: stores given with `--corpus-emb` may come from another corpus.
+fn check_covers(store: &Path, ids: &[String], dataset: &BeirDataset) -> Result<()> {
+    let have: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+    let mut missing = Vec::new();
+    let mut docs = 0usize;
+    for doc in dataset.corpus()? {
+        let doc = doc?;
+        docs += 1;
+        if !have.contains(doc.id.as_str()) {
+            missing.push(doc.id);
+        }
+    }
+    if missing.is_empty() && have.len() > docs {
+        return Err(Error::Invalid(format!(
+            "{}: {} embeddings for a dataset of {docs} documents; they were made from another \
+             corpus: re-encode it (`latent-terms encode --dataset ...`) or leave out --corpus-emb",
+            store.display(),
+            have.len()
+        )));
+    }
+    match missing.first() {
+        None => Ok(()),
+        Some(first) => Err(Error::Invalid(format!(
+            "{}: the corpus embeddings lack {} of the dataset's documents (e.g. {first:?}); \
+             they were made from another corpus: re-encode it (`latent-terms encode --dataset ...`) \
+             or leave out --corpus-emb",
+            store.display(),
+            missing.len()
+        ))),
+    }
+}
+
 /// Queries of a split with their judgments, minus the test queries, capped.
 fn tuning_split(
     dataset: &BeirDataset,
@@ -671,6 +704,7 @@ pub fn run(
     corpus_store.check(query_store.metadata())?;
     let corpus = corpus_store.load()?;
     let query_emb = query_store.load()?;
+    check_covers(&corpus_path, corpus.ids(), &dataset)?;
     let dim = corpus.dim();
     let query_row: HashMap<&str, usize> = query_emb
         .ids()
