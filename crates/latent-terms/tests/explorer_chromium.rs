@@ -25,13 +25,6 @@ use latent_terms::sparse_index::{DotProduct, Query};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-fn code(pairs: &[(u32, f32)]) -> SparseCode {
-    SparseCode {
-        indices: pairs.iter().map(|p| p.0).collect(),
-        values: pairs.iter().map(|p| p.1).collect(),
-    }
-}
-
 /// Runs chromium headless with `args` then the page URL; stdout goes to `stdout`.
 fn chromium(profile: &Path, args: &[String], url: &str, stdout: &Path) {
     let mut child = Command::new(CHROMIUM)
@@ -86,9 +79,9 @@ fn build_site(out: &Path) {
         .map(|s| s.to_string())
         .collect();
     let codes = [
-        code(&[(1, 0.75), (2, 0.25)]),
-        code(&[(1, 0.5), (3, 0.9)]),
-        code(&[(3, 0.6)]),
+        SparseCode::from_pairs(&[(1, 0.75), (2, 0.25)]),
+        SparseCode::from_pairs(&[(1, 0.5), (3, 0.9)]),
+        SparseCode::from_pairs(&[(3, 0.6)]),
     ];
     let index = LatentIndex::build(&ids, &codes, None).unwrap();
     let texts = [

@@ -22,6 +22,24 @@ pub struct SparseCode {
 }
 
 impl SparseCode {
+    /// A code from `(latent, activation)` pairs in any order (a latent given twice keeps
+    /// its last activation).
+    ///
+    /// ```
+    /// use latent_terms_sae::SparseCode;
+    ///
+    /// let code = SparseCode::from_pairs(&[(9, 0.5), (2, 1.0)]);
+    /// assert_eq!(code.indices, vec![2, 9]);
+    /// assert_eq!(code.values, vec![1.0, 0.5]);
+    /// ```
+    pub fn from_pairs(pairs: &[(u32, f32)]) -> Self {
+        let sorted: std::collections::BTreeMap<u32, f32> = pairs.iter().copied().collect();
+        SparseCode {
+            indices: sorted.keys().copied().collect(),
+            values: sorted.values().copied().collect(),
+        }
+    }
+
     /// Number of active latents.
     pub fn len(&self) -> usize {
         self.indices.len()

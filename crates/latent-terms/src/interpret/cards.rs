@@ -152,20 +152,13 @@ mod tests {
     use crate::pipeline::LatentIndex;
     use latent_terms_sae::SparseCode;
 
-    fn code(pairs: &[(u32, f32)]) -> SparseCode {
-        SparseCode {
-            indices: pairs.iter().map(|p| p.0).collect(),
-            values: pairs.iter().map(|p| p.1).collect(),
-        }
-    }
-
     #[test]
     fn cards_rank_by_df_and_docs_by_activation() {
         let ids: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
         let codes = [
-            code(&[(0, 0.2), (1, 1.0)]),
-            code(&[(0, 0.9)]),
-            code(&[(0, 0.5), (2, 0.1)]),
+            SparseCode::from_pairs(&[(0, 0.2), (1, 1.0)]),
+            SparseCode::from_pairs(&[(0, 0.9)]),
+            SparseCode::from_pairs(&[(0, 0.5), (2, 0.1)]),
         ];
         let index = LatentIndex::build(&ids, &codes, None).unwrap();
         let cs = cards(

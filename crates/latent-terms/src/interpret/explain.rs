@@ -299,19 +299,12 @@ mod tests {
     use latent_terms_sae::SparseCode;
     use latent_terms_sparse_index::{Bm25, ClSr, DotProduct};
 
-    fn code(pairs: &[(u32, f32)]) -> SparseCode {
-        SparseCode {
-            indices: pairs.iter().map(|p| p.0).collect(),
-            values: pairs.iter().map(|p| p.1).collect(),
-        }
-    }
-
     fn index() -> LatentIndex {
         let ids: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
         let codes = [
-            code(&[(0, 0.9), (1, 0.3), (4, 0.2)]),
-            code(&[(0, 0.5), (2, 0.7)]),
-            code(&[(0, 0.4), (1, 0.6)]),
+            SparseCode::from_pairs(&[(0, 0.9), (1, 0.3), (4, 0.2)]),
+            SparseCode::from_pairs(&[(0, 0.5), (2, 0.7)]),
+            SparseCode::from_pairs(&[(0, 0.4), (1, 0.6)]),
         ];
         LatentIndex::build(&ids, &codes, None).unwrap()
     }

@@ -118,27 +118,20 @@ mod tests {
     use super::*;
     use latent_terms_sparse_index::{Bm25, ClSr, DotProduct};
 
-    fn code(pairs: &[(u32, f32)]) -> SparseCode {
-        SparseCode {
-            indices: pairs.iter().map(|p| p.0).collect(),
-            values: pairs.iter().map(|p| p.1).collect(),
-        }
-    }
-
     #[test]
     fn scores_match_hand_computation_and_cap_applies() {
         let ids: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
         let codes = [
-            code(&[(0, 2.0), (1, 1.0)]),
-            code(&[(1, 3.0), (2, 0.5)]),
-            code(&[(2, 1.0), (3, 0.25), (4, 0.1)]),
+            SparseCode::from_pairs(&[(0, 2.0), (1, 1.0)]),
+            SparseCode::from_pairs(&[(1, 3.0), (2, 0.5)]),
+            SparseCode::from_pairs(&[(2, 1.0), (3, 0.25), (4, 0.1)]),
         ];
         let index = LatentIndex::build(&ids, &codes, Some(2)).unwrap();
         let stats = index.index().statistics().unwrap();
         // "c" lost latent 4 to the cap.
         assert_eq!(stats.num_postings, 6);
         assert_eq!(stats.vocabulary_used, 4);
-        let q = LatentIndex::query(&code(&[(1, 1.0), (2, 2.0)]), None).unwrap();
+        let q = LatentIndex::query(&SparseCode::from_pairs(&[(1, 1.0), (2, 2.0)]), None).unwrap();
         let dot = index.search(&q, &DotProduct, 10).unwrap();
         // b: 1·3 + 2·0.5 = 4; c: 2·1 = 2; a: 1·1 = 1.
         assert_eq!(
@@ -154,7 +147,8 @@ mod tests {
             assert!(hits.windows(2).all(|w| w[0].1 >= w[1].1));
         }
         // The query top-1 keeps latent 2 only: a does not match.
-        let q1 = LatentIndex::query(&code(&[(1, 1.0), (2, 2.0)]), Some(1)).unwrap();
+        let q1 =
+            LatentIndex::query(&SparseCode::from_pairs(&[(1, 1.0), (2, 2.0)]), Some(1)).unwrap();
         let hits = index.search(&q1, &DotProduct, 10).unwrap();
         assert_eq!(hits.len(), 2);
         let run = index
