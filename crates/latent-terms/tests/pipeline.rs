@@ -56,25 +56,19 @@ fn store(path: &Path, items: impl Iterator<Item = (String, String)>) {
     writer.finish().unwrap();
 }
 
-#[test]
-fn every_stage_runs_and_a_second_run_is_served_from_the_cache() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("limit-toy");
-    let spec = LimitSpec {
-        docs: 40,
-        core_docs: 20,
-        queries: 30,
-        likes_per_doc: 6,
-        seed: 3,
-    };
-    let collection = pipeline::write_limit(&spec, &data).unwrap();
-    let corpus = tmp.path().join("corpus.safetensors");
-    let queries = tmp.path().join("queries.safetensors");
+/// Writes a LIMIT-style collection and hashed-word embeddings of it (leaving out the first
+/// `skip_docs` documents) under `dir`; returns the pipeline's inputs.
+fn toy_inputs(dir: &Path, spec: &LimitSpec, skip_docs: usize) -> PipelineInputs {
+    let data = dir.join("limit-toy");
+    let collection = pipeline::write_limit(spec, &data).unwrap();
+    let corpus = dir.join("corpus.safetensors");
+    let queries = dir.join("queries.safetensors");
     store(
         &corpus,
         collection
             .docs
             .iter()
+            .skip(skip_docs)
             .map(|d| (d.id.clone(), d.full_text())),
     );
     store(
@@ -84,19 +78,32 @@ fn every_stage_runs_and_a_second_run_is_served_from_the_cache() {
             .iter()
             .map(|q| (q.id.clone(), q.text.clone())),
     );
+    PipelineInputs {
+        dataset: data,
+        model: dir.join("no-model"),
+        out: dir.join("report"),
+        cache: dir.join("cache"),
+        embeddings: Some((corpus, queries)),
+        sae: None,
+    }
+}
+
+#[test]
+fn every_stage_runs_and_a_second_run_is_served_from_the_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = LimitSpec {
+        docs: 40,
+        core_docs: 20,
+        queries: 30,
+        likes_per_doc: 6,
+        seed: 3,
+    };
+    let inputs = toy_inputs(tmp.path(), &spec, 0);
     let config = PipelineConfig::from_json(
         r#"{"sae": {"d_sae": 128, "k": 8, "epochs": 5, "batch_size": 64},
             "inference": {"doc_k": 16, "query_k": 8}, "depth": 20}"#,
     )
     .unwrap();
-    let inputs = PipelineInputs {
-        dataset: data.clone(),
-        model: tmp.path().join("no-model"),
-        out: tmp.path().join("report"),
-        cache: tmp.path().join("cache"),
-        embeddings: Some((corpus, queries)),
-        sae: None,
-    };
     let first = pipeline::run(&inputs, &config, &Quiet).unwrap();
     for method in [
         "bm25",
@@ -148,7 +155,6 @@ fn every_stage_runs_and_a_second_run_is_served_from_the_cache() {
 #[test]
 fn embeddings_of_another_corpus_are_a_typed_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("limit-toy");
     let spec = LimitSpec {
         docs: 12,
         core_docs: 6,
@@ -156,37 +162,12 @@ fn embeddings_of_another_corpus_are_a_typed_error() {
         likes_per_doc: 3,
         seed: 5,
     };
-    let collection = pipeline::write_limit(&spec, &data).unwrap();
-    let corpus = tmp.path().join("corpus.safetensors");
-    let queries = tmp.path().join("queries.safetensors");
     // One document short.
-    store(
-        &corpus,
-        collection
-            .docs
-            .iter()
-            .skip(1)
-            .map(|d| (d.id.clone(), d.full_text())),
-    );
-    store(
-        &queries,
-        collection
-            .queries
-            .iter()
-            .map(|q| (q.id.clone(), q.text.clone())),
-    );
+    let inputs = toy_inputs(tmp.path(), &spec, 1);
     let config = PipelineConfig::from_json(
         r#"{"sae": {"d_sae": 32, "k": 4, "epochs": 1, "batch_size": 8}, "depth": 5}"#,
     )
     .unwrap();
-    let inputs = PipelineInputs {
-        dataset: data,
-        model: tmp.path().join("no-model"),
-        out: tmp.path().join("report"),
-        cache: tmp.path().join("cache"),
-        embeddings: Some((corpus, queries)),
-        sae: None,
-    };
     let err = pipeline::run(&inputs, &config, &Quiet)
         .unwrap_err()
         .to_string();
