@@ -2,29 +2,12 @@
 //! examples/data): a CIFF round trip reproduces the BM25 run (to f32 rounding), quantized search
 //! matches the exported Anserini files, and the OpenSearch files are well formed.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
+
+use common::{cli, dataset, p};
 use std::process::Command;
-
-fn dataset() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data/limit-small")
-}
-
-fn cli(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_latent-terms"))
-        .args(args)
-        .output()
-        .expect("the binary runs");
-    assert!(
-        out.status.success(),
-        "latent-terms {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
 
 #[test]
 fn ciff_round_trip_anserini_and_opensearch_exports() {

@@ -2,34 +2,16 @@
 //! on LIMIT-small (shipped in examples/data) over hashed bag-of-words embeddings (no model
 //! needed), then every interpretability command on its report.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::path::Path;
+
+use common::{cli, dataset, p};
 
 use latent_terms::encoders::{Embeddings, Pooling, StoreDtype, StoreMetadata, StoreWriter};
 use latent_terms::eval::beir::BeirDataset;
 
 const DIM: usize = 32;
-
-fn dataset() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data/limit-small")
-}
-
-fn cli(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_latent-terms"))
-        .args(args)
-        .output()
-        .expect("the binary runs");
-    assert!(
-        out.status.success(),
-        "latent-terms {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
 
 /// Words hashed (FNV-1a) into `DIM` buckets, L2-normalised: texts sharing words are close.
 fn embed(text: &str) -> Vec<f32> {
