@@ -56,6 +56,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // `sae train` and `run` train SAEs; without this every step re-faults its large
+    // tensors' pages in (crates/sae/src/train/memory.rs).
+    latent_terms::sae::train::retain_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Eval(args) => commands::eval::run(&args),

@@ -3,7 +3,10 @@
 //!
 //! `cargo run -p latent-terms-sae --example step_rate -- [--backend flex|ndarray]
 //!  [--d-in 384 --d-sae 12288 --k 32 --batch 1024 --steps 20 --warmup 3] [--kind topk] [--no-aux]
-//!  [--dead-after 1]`
+//!  [--dead-after 1] [--release-freed-memory]`
+//!
+//! Like the CLI, it calls `train::retain_freed_memory` first; `--release-freed-memory`
+//! skips that, to measure what it is worth.
 //!
 //! AuxK only does work once some latent is dead. The trainer's default (dead after 20 steps
 //! without firing) leaves none dead in a short run on random rows, so `--dead-after 1`
@@ -36,6 +39,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
+    let retained = !args.iter().any(|a| a == "--release-freed-memory")
+        && latent_terms_sae::train::retain_freed_memory();
     let backend: Backend = arg(&args, "--backend", "flex".to_string()).parse()?;
     let (d, m, k, b) = (
         arg(&args, "--d-in", 384usize),
@@ -129,6 +134,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "gflops": gflop_step / step_s,
             "burn_gemm_gflops_encoder_shape": gemm_gflops,
             "l0": l0,
+            "retained_freed_memory": retained,
             "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         })
     );

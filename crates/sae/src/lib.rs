@@ -28,6 +28,7 @@
 mod encoder;
 mod error;
 mod latents;
+mod resume;
 mod weights;
 
 #[cfg(feature = "train")]
@@ -36,4 +37,5 @@ pub mod train;
 pub use encoder::{Activation, EncodeOptions, SaeEncoder, SparseCode};
 pub use error::{Error, Result};
 pub use latents::Latents;
+pub use resume::TrainState;
 pub use weights::{SaeConfig, SaeKind, SaeWeights, cfg_path};

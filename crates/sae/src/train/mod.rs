@@ -15,6 +15,7 @@
 mod backend;
 mod data;
 mod kld;
+mod memory;
 mod optim;
 mod select;
 mod state;
@@ -26,11 +27,12 @@ use std::time::Instant;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+pub use crate::resume::TrainState;
 pub use backend::Backend;
 pub use data::TrainSet;
 pub use kld::KldConfig;
+pub use memory::retain_freed_memory;
 pub use optim::{Decay, OptimConfig};
-pub use state::TrainState;
 
 use crate::encoder::{EncodeOptions, SaeEncoder};
 use crate::error::{Error, Result};
@@ -283,7 +285,7 @@ impl Trainer {
     ) -> Result<TrainOutcome> {
         let run = self.plan(set)?;
         let weights = SaeWeights::load(checkpoint)?;
-        let state = TrainState::load(&state::state_path(checkpoint), &weights)?;
+        let state = TrainState::load(&crate::resume::state_path(checkpoint), &weights)?;
         let saved: TrainConfig = serde_json::from_value(
             weights
                 .config
@@ -633,7 +635,7 @@ pub(crate) fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 
 fn save_checkpoint(path: &Path, weights: &SaeWeights, state: &TrainState) -> Result<()> {
     weights.save(path)?;
-    state.save(&state::state_path(path))
+    state.save(&crate::resume::state_path(path))
 }
 
 fn summarise(weights: &SaeWeights, run: &Run<'_>) -> Result<Summary> {

@@ -1,0 +1,239 @@
+//! The resume state of a training run: optimiser moments, step, dead-latent counters and
+//! the threshold estimate, as host vectors and as a file.
+//!
+//! Saved beside the checkpoint as `<stem>.state.safetensors`: tensors `{w_enc,b_enc,
+//! w_dec,b_dec}.{m,v}` (in the trainer's device layout: encoder as `[d_sae, d_in]` rows)
+//! and `since_fired` (`[d_sae]`, as F32), with `__metadata__` holding `step`, the
+//! threshold accumulators and a CRC-32 of the tensor bytes.
+//!
+//! Burn-free, so the loader can be fuzzed without building a backend.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, TensorView};
+
+use crate::error::{Error, Result};
+use crate::weights::{SaeWeights, bytes_f32, f32_bytes, write_atomic};
+
+/// Host copy of the optimiser and bookkeeping state of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainState {
+    /// Steps done.
+    pub step: u64,
+    /// Steps since each latent last fired.
+    pub since_fired: Vec<u32>,
+    threshold_sum: f64,
+    threshold_count: u64,
+    /// Host Adam moments in `NAMES` order, `(m, v)`; empty when fresh.
+    pub(crate) moments: Vec<(Vec<f32>, Vec<f32>)>,
+    pub(crate) shapes: Vec<Vec<usize>>,
+}
+
+pub(crate) const NAMES: [&str; 4] = ["w_enc", "b_enc", "w_dec", "b_dec"];
+
+/// `<dir>/<stem>.state.safetensors` beside a checkpoint.
+pub(crate) fn state_path(checkpoint: &Path) -> PathBuf {
+    let stem = checkpoint
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    checkpoint.with_file_name(format!("{stem}.state.safetensors"))
+}
+
+impl TrainState {
+    /// The state of a run that has not started, for the shapes of `w`.
+    pub fn fresh(w: &SaeWeights) -> Self {
+        let (d, m) = (w.config.d_in, w.config.d_sae);
+        TrainState {
+            step: 0,
+            since_fired: vec![0; m],
+            threshold_sum: 0.0,
+            threshold_count: 0,
+            moments: Vec::new(),
+            shapes: vec![vec![m, d], vec![m], vec![m, d], vec![d]],
+        }
+    }
+
+    /// Estimated inference threshold: the mean over steps of each batch's smallest kept
+    /// activation (BatchTopK), `None` before any.
+    pub fn threshold(&self) -> Option<f32> {
+        (self.threshold_count > 0)
+            .then(|| (self.threshold_sum / self.threshold_count as f64) as f32)
+    }
+
+    pub(crate) fn observe_threshold(&mut self, cut: f32) {
+        self.threshold_sum += f64::from(cut);
+        self.threshold_count += 1;
+    }
+
+    pub(crate) fn dead_mask(&self, after: u32) -> Vec<bool> {
+        self.since_fired.iter().map(|&s| s >= after).collect()
+    }
+
+    pub(crate) fn mark_fired(&mut self, latents: &[i64]) {
+        self.since_fired
+            .iter_mut()
+            .for_each(|s| *s = s.saturating_add(1));
+        for &j in latents {
+            self.since_fired[j as usize] = 0;
+        }
+    }
+
+    /// The state file's bytes.
+    pub fn to_bytes(&self) -> std::result::Result<Vec<u8>, String> {
+        let mut blobs: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+        for ((name, (m, v)), shape) in NAMES.iter().zip(&self.moments).zip(&self.shapes) {
+            blobs.push((format!("{name}.m"), shape.clone(), f32_bytes(m)));
+            blobs.push((format!("{name}.v"), shape.clone(), f32_bytes(v)));
+        }
+        let since: Vec<f32> = self.since_fired.iter().map(|&s| s as f32).collect();
+        blobs.push(("since_fired".into(), vec![since.len()], f32_bytes(&since)));
+        let mut crc = crc32fast::Hasher::new();
+        let mut views = Vec::new();
+        for (name, shape, bytes) in &blobs {
+            crc.update(bytes);
+            let view =
+                TensorView::new(Dtype::F32, shape.clone(), bytes).map_err(|e| e.to_string())?;
+            views.push((name.clone(), view));
+        }
+        let meta = HashMap::from([
+            ("step".to_string(), self.step.to_string()),
+            ("threshold_sum".to_string(), self.threshold_sum.to_string()),
+            (
+                "threshold_count".to_string(),
+                self.threshold_count.to_string(),
+            ),
+            ("crc32".to_string(), format!("{:08x}", crc.finalize())),
+        ]);
+        safetensors::serialize(views, Some(meta)).map_err(|e| e.to_string())
+    }
+
+    /// Parses a state file for the SAE whose weights are `w`; the reason on failure.
+    ///
+    /// The moments must be all present or all absent (a run saved before its first step).
+    pub fn from_bytes(bytes: &[u8], w: &SaeWeights) -> std::result::Result<Self, String> {
+        let (_, header) =
+            safetensors::SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
+        let meta = header.metadata().clone().unwrap_or_default();
+        let num = |k: &str| {
+            meta.get(k)
+                .cloned()
+                .ok_or_else(|| format!("no {k} in metadata"))
+        };
+        let t = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+        let mut fresh = Self::fresh(w);
+        let mut crc = crc32fast::Hasher::new();
+        let mut get = |name: &str, shape: &[usize]| -> std::result::Result<Vec<f32>, String> {
+            let v = t.tensor(name).map_err(|e| format!("{name}: {e}"))?;
+            if v.dtype() != Dtype::F32 || v.shape() != shape {
+                return Err(format!("{name} has the wrong type or shape"));
+            }
+            crc.update(v.data());
+            Ok(bytes_f32(v.data()))
+        };
+        let mut moments = Vec::new();
+        if t.names()
+            .iter()
+            .any(|n| n.ends_with(".m") || n.ends_with(".v"))
+        {
+            for (name, shape) in NAMES.iter().zip(fresh.shapes.clone()) {
+                moments.push((
+                    get(&format!("{name}.m"), &shape)?,
+                    get(&format!("{name}.v"), &shape)?,
+                ));
+            }
+        }
+        let since = get("since_fired", &[w.config.d_sae])?;
+        if format!("{:08x}", crc.finalize()) != num("crc32")? {
+            return Err("checksum mismatch".into());
+        }
+        let parse_err = |k: &str| format!("{k} is not a number");
+        fresh.step = num("step")?.parse().map_err(|_| parse_err("step"))?;
+        fresh.threshold_sum = num("threshold_sum")?
+            .parse()
+            .map_err(|_| parse_err("threshold_sum"))?;
+        fresh.threshold_count = num("threshold_count")?
+            .parse()
+            .map_err(|_| parse_err("threshold_count"))?;
+        if since.iter().any(|s| !s.is_finite() || *s < 0.0) {
+            return Err("since_fired holds a negative or non-finite count".into());
+        }
+        fresh.since_fired = since.into_iter().map(|s| s as u32).collect();
+        fresh.moments = moments;
+        Ok(fresh)
+    }
+
+    pub(crate) fn save(&self, path: &Path) -> Result<()> {
+        let bytes = self.to_bytes().map_err(|r| Error::checkpoint(path, r))?;
+        write_atomic(path, &bytes)
+    }
+
+    pub(crate) fn load(path: &Path, w: &SaeWeights) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::from_bytes(&bytes, w).map_err(|r| Error::checkpoint(path, r))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{SaeConfig, SaeKind};
+
+    fn weights() -> SaeWeights {
+        let config = SaeConfig::new(SaeKind::BatchTopK, 3, 4, 2).unwrap();
+        SaeWeights {
+            config,
+            w_enc: vec![0.5; 12],
+            b_enc: vec![0.0; 4],
+            w_dec: vec![0.5; 12],
+            b_dec: vec![0.0; 3],
+        }
+    }
+
+    fn started(w: &SaeWeights) -> TrainState {
+        let mut s = TrainState::fresh(w);
+        s.step = 7;
+        s.since_fired = vec![0, 3, 1, 20];
+        s.observe_threshold(0.25);
+        s.observe_threshold(0.75);
+        s.moments = s
+            .shapes
+            .iter()
+            .map(|sh| {
+                let n = sh.iter().product::<usize>();
+                ((0..n).map(|i| i as f32).collect(), vec![0.5; n])
+            })
+            .collect();
+        s
+    }
+
+    #[test]
+    fn round_trips_fresh_and_started_states() {
+        let w = weights();
+        for s in [TrainState::fresh(&w), started(&w)] {
+            let back = TrainState::from_bytes(&s.to_bytes().unwrap(), &w).unwrap();
+            assert_eq!(back, s);
+        }
+        assert_eq!(started(&w).threshold(), Some(0.5));
+    }
+
+    #[test]
+    fn a_flipped_byte_or_another_sae_is_refused() {
+        let w = weights();
+        let mut bytes = started(&w).to_bytes().unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x40;
+        let err = TrainState::from_bytes(&bytes, &w).unwrap_err();
+        assert!(err.contains("checksum"), "{err}");
+        let other = SaeWeights {
+            config: SaeConfig::new(SaeKind::BatchTopK, 3, 5, 2).unwrap(),
+            w_enc: vec![0.5; 15],
+            b_enc: vec![0.0; 5],
+            w_dec: vec![0.5; 15],
+            b_dec: vec![0.0; 3],
+        };
+        let err = TrainState::from_bytes(&started(&w).to_bytes().unwrap(), &other).unwrap_err();
+        assert!(err.contains("shape"), "{err}");
+    }
+}
