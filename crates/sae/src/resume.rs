@@ -219,6 +219,25 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_fuzz_seed_writer_s_files() {
+        // Written by `fuzz/seed-sae-resume-state.py` (its 3x5-step1 seed without the shape
+        // byte): the seeds must get past the parser, or the fuzzer starts from nothing.
+        let bytes = include_bytes!("../testdata/resume-3x5-step1.safetensors");
+        let config = SaeConfig::new(SaeKind::TopK, 3, 5, 1).unwrap();
+        let w = SaeWeights {
+            config,
+            w_enc: vec![0.0; 15],
+            b_enc: vec![0.0; 5],
+            w_dec: vec![0.0; 15],
+            b_dec: vec![0.0; 3],
+        };
+        let s = TrainState::from_bytes(bytes, &w).unwrap();
+        assert_eq!(s.step, 1);
+        assert_eq!(s.threshold(), Some(0.25));
+        assert_eq!(s.moments.len(), 4);
+    }
+
+    #[test]
     fn a_flipped_byte_or_another_sae_is_refused() {
         let w = weights();
         let mut bytes = started(&w).to_bytes().unwrap();
