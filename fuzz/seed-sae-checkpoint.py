@@ -45,7 +45,13 @@ def checkpoint(kind: str, d_in: int, d_sae: int, k: int, threshold, seed: int) -
         "activation_fn_kwargs": {"k": k},
         "model_name": "latent-terms",
     }
-    header = {"__metadata__": {"cfg": json.dumps(cfg), "crc32": f"{crc:08x}", "format": "latent-terms-sae/1"}}
+    meta = {"cfg": json.dumps(cfg), "crc32": f"{crc:08x}", "format": "latent-terms-sae/1"}
+    return safetensors_file(arrays, blobs, meta)
+
+
+def safetensors_file(arrays, blobs, metadata) -> bytes:
+    """A safetensors file of F32 tensors `(name, shape, _)` with their packed `blobs`."""
+    header = {"__metadata__": metadata}
     offset = 0
     for (name, shape, _), blob in zip(arrays, blobs):
         header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + len(blob)]}

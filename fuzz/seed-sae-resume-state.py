@@ -8,12 +8,18 @@ starts past the header and checksum checks.  Standard library only.
 Usage: python3 fuzz/seed-sae-resume-state.py fuzz/corpus/sae_resume_state
 """
 
-import json
+import importlib.util
 import random
 import struct
 import sys
 import zlib
 from pathlib import Path
+
+# The safetensors writer of the checkpoint seeds (a file name with dashes: loaded by path).
+_spec = importlib.util.spec_from_file_location("seed_sae_checkpoint", Path(__file__).with_name("seed-sae-checkpoint.py"))
+_checkpoint_seeds = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_checkpoint_seeds)
+safetensors_file = _checkpoint_seeds.safetensors_file
 
 
 def state(d_in: int, d_sae: int, step: int, with_moments: bool, seed: int) -> bytes:
@@ -32,14 +38,7 @@ def state(d_in: int, d_sae: int, step: int, with_moments: bool, seed: int) -> by
     for b in blobs:
         crc = zlib.crc32(b, crc)
     meta = {"step": str(step), "threshold_sum": "1.25", "threshold_count": "5", "crc32": f"{crc:08x}"}
-    header = {"__metadata__": meta}
-    offset = 0
-    for (name, shape, _), blob in zip(arrays, blobs):
-        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + len(blob)]}
-        offset += len(blob)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)  # safetensors pads the header to 8 bytes
-    return struct.pack("<Q", len(text)) + text + b"".join(blobs)
+    return safetensors_file(arrays, blobs, meta)
 
 
 def shape_byte(d_in: int, d_sae: int) -> bytes:
