@@ -9,12 +9,10 @@
 //! Burn-free, so the loader can be fuzzed without building a backend.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, TensorView};
 
-use crate::error::{Error, Result};
-use crate::weights::{SaeWeights, bytes_f32, f32_bytes, write_atomic};
+use crate::weights::{SaeWeights, bytes_f32, f32_bytes};
 
 /// Host copy of the optimiser and bookkeeping state of a run.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,23 +21,14 @@ pub struct TrainState {
     pub step: u64,
     /// Steps since each latent last fired.
     pub since_fired: Vec<u32>,
-    threshold_sum: f64,
-    threshold_count: u64,
+    pub(crate) threshold_sum: f64,
+    pub(crate) threshold_count: u64,
     /// Host Adam moments in `NAMES` order, `(m, v)`; empty when fresh.
     pub(crate) moments: Vec<(Vec<f32>, Vec<f32>)>,
     pub(crate) shapes: Vec<Vec<usize>>,
 }
 
 pub(crate) const NAMES: [&str; 4] = ["w_enc", "b_enc", "w_dec", "b_dec"];
-
-/// `<dir>/<stem>.state.safetensors` beside a checkpoint.
-pub(crate) fn state_path(checkpoint: &Path) -> PathBuf {
-    let stem = checkpoint
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    checkpoint.with_file_name(format!("{stem}.state.safetensors"))
-}
 
 impl TrainState {
     /// The state of a run that has not started, for the shapes of `w`.
@@ -60,24 +49,6 @@ impl TrainState {
     pub fn threshold(&self) -> Option<f32> {
         (self.threshold_count > 0)
             .then(|| (self.threshold_sum / self.threshold_count as f64) as f32)
-    }
-
-    pub(crate) fn observe_threshold(&mut self, cut: f32) {
-        self.threshold_sum += f64::from(cut);
-        self.threshold_count += 1;
-    }
-
-    pub(crate) fn dead_mask(&self, after: u32) -> Vec<bool> {
-        self.since_fired.iter().map(|&s| s >= after).collect()
-    }
-
-    pub(crate) fn mark_fired(&mut self, latents: &[i64]) {
-        self.since_fired
-            .iter_mut()
-            .for_each(|s| *s = s.saturating_add(1));
-        for &j in latents {
-            self.since_fired[j as usize] = 0;
-        }
     }
 
     /// The state file's bytes.
@@ -163,16 +134,6 @@ impl TrainState {
         fresh.moments = moments;
         Ok(fresh)
     }
-
-    pub(crate) fn save(&self, path: &Path) -> Result<()> {
-        let bytes = self.to_bytes().map_err(|r| Error::checkpoint(path, r))?;
-        write_atomic(path, &bytes)
-    }
-
-    pub(crate) fn load(path: &Path, w: &SaeWeights) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        Self::from_bytes(&bytes, w).map_err(|r| Error::checkpoint(path, r))
-    }
 }
 
 #[cfg(test)]
@@ -195,8 +156,8 @@ mod tests {
         let mut s = TrainState::fresh(w);
         s.step = 7;
         s.since_fired = vec![0, 3, 1, 20];
-        s.observe_threshold(0.25);
-        s.observe_threshold(0.75);
+        s.threshold_sum = 1.0;
+        s.threshold_count = 2;
         s.moments = s
             .shapes
             .iter()

@@ -285,7 +285,7 @@ impl Trainer {
     ) -> Result<TrainOutcome> {
         let run = self.plan(set)?;
         let weights = SaeWeights::load(checkpoint)?;
-        let state = TrainState::load(&crate::resume::state_path(checkpoint), &weights)?;
+        let state = TrainState::load(&state::state_path(checkpoint), &weights)?;
         let saved: TrainConfig = serde_json::from_value(
             weights
                 .config
@@ -635,7 +635,7 @@ pub(crate) fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 
 fn save_checkpoint(path: &Path, weights: &SaeWeights, state: &TrainState) -> Result<()> {
     weights.save(path)?;
-    state.save(&crate::resume::state_path(path))
+    state.save(&state::state_path(path))
 }
 
 fn summarise(weights: &SaeWeights, run: &Run<'_>) -> Result<Summary> {

@@ -1,12 +1,16 @@
-//! The resume state on a burn device: the Adam moments as tensors.
+//! The resume state in the trainer: bookkeeping during a run, its file, and the Adam moments
+//! as device tensors.
 //!
-//! The host state and its file are in `crate::resume`, which needs no backend.
+//! The state itself and its bytes are in `crate::resume`, which needs no backend.
+
+use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::optim::Moments;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::resume::TrainState;
+use crate::weights::{SaeWeights, write_atomic};
 
 /// Device moments of the four parameters.
 pub(crate) struct DeviceMoments {
@@ -16,7 +20,44 @@ pub(crate) struct DeviceMoments {
     pub(crate) b_dec: Moments<1>,
 }
 
+/// `<dir>/<stem>.state.safetensors` beside a checkpoint.
+pub(crate) fn state_path(checkpoint: &Path) -> PathBuf {
+    let stem = checkpoint
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    checkpoint.with_file_name(format!("{stem}.state.safetensors"))
+}
+
 impl TrainState {
+    pub(crate) fn observe_threshold(&mut self, cut: f32) {
+        self.threshold_sum += f64::from(cut);
+        self.threshold_count += 1;
+    }
+
+    pub(crate) fn dead_mask(&self, after: u32) -> Vec<bool> {
+        self.since_fired.iter().map(|&s| s >= after).collect()
+    }
+
+    pub(crate) fn mark_fired(&mut self, latents: &[i64]) {
+        self.since_fired
+            .iter_mut()
+            .for_each(|s| *s = s.saturating_add(1));
+        for &j in latents {
+            self.since_fired[j as usize] = 0;
+        }
+    }
+
+    pub(crate) fn save(&self, path: &Path) -> Result<()> {
+        let bytes = self.to_bytes().map_err(|r| Error::checkpoint(path, r))?;
+        write_atomic(path, &bytes)
+    }
+
+    pub(crate) fn load(path: &Path, w: &SaeWeights) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::from_bytes(&bytes, w).map_err(|r| Error::checkpoint(path, r))
+    }
+
     pub(crate) fn moments_on(&self, dev: &Device) -> DeviceMoments {
         let s = &self.shapes;
         let two = |i: usize| -> Moments<2> {
