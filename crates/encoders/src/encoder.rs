@@ -14,6 +14,8 @@ use crate::embeddings::Embeddings;
 use crate::error::{Error, Result};
 use crate::runtime;
 use crate::store::{StoreMetadata, StoreWriter};
+use crate::token_store::{TokenStoreMetadata, TokenStoreWriter};
+use crate::tokens::{SpecialTokens, TokenVectors, select};
 
 /// Whether a text is a query or a passage (they may get different prefixes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -72,6 +74,7 @@ pub struct EncoderBuilder {
     passage_prefix: String,
     batch_size: usize,
     intra_threads: Option<usize>,
+    special_tokens: SpecialTokens,
 }
 
 impl EncoderBuilder {
@@ -90,6 +93,7 @@ impl EncoderBuilder {
             passage_prefix: String::new(),
             batch_size: DEFAULT_BATCH_SIZE,
             intra_threads: None,
+            special_tokens: SpecialTokens::Drop,
         }
     }
 
@@ -164,6 +168,13 @@ impl EncoderBuilder {
         self
     }
 
+    /// Which tokens [`Encoder::encode_tokens`] returns (default
+    /// [`SpecialTokens::Drop`]: content tokens only).
+    pub fn special_tokens(mut self, policy: SpecialTokens) -> Self {
+        self.special_tokens = policy;
+        self
+    }
+
     /// Loads the tokenizer, the configuration and the ONNX graph.
     ///
     /// # Errors
@@ -206,6 +217,8 @@ pub struct ModelInfo {
     pub inputs: Vec<String>,
     /// The graph output that is pooled.
     pub output: String,
+    /// Which tokens [`Encoder::encode_tokens`] returns.
+    pub special_tokens: SpecialTokens,
 }
 
 /// Time spent in each stage since the encoder was built (or [`Encoder::reset_stats`]).
@@ -226,6 +239,17 @@ pub struct EncodeStats {
     pub inference: Duration,
     /// Pooling, normalisation and finiteness checks.
     pub pooling: Duration,
+}
+
+/// How [`Encoder::forward`] treats a call.
+#[derive(Clone, Copy, Debug)]
+struct Pass {
+    /// Fail with [`Error::Dimension`] when the graph's dimension differs from the configured one.
+    check_dim: bool,
+    /// Track byte offsets while tokenising (slower; token output only).
+    offsets: bool,
+    /// A text without tokens is [`Error::NoTokens`] (else it is skipped).
+    empty_is_error: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -516,6 +540,7 @@ impl Encoder {
                 ort_library,
                 inputs,
                 output: out_name,
+                special_tokens: b.special_tokens,
             },
             id_type,
             has_token_type,
@@ -567,10 +592,7 @@ impl Encoder {
     /// # Errors
     /// [`Error::Tokenizer`] if tokenisation fails.
     pub fn token_ids(&self, kind: TextKind, text: &str) -> Result<Vec<u32>> {
-        let prefix = match kind {
-            TextKind::Query => &self.info.query_prefix,
-            TextKind::Passage => &self.info.passage_prefix,
-        };
+        let prefix = self.prefix(kind);
         let enc = self
             .tokenizer
             .encode_fast(format!("{prefix}{text}"), true)
@@ -640,18 +662,188 @@ impl Encoder {
         T: AsRef<str>,
         It: IntoIterator<Item = (I, T)>,
     {
+        self.stream_chunks(items, |chunk| writer.append(&self.encode(kind, chunk)?))
+    }
+
+    /// Encodes `(id, text)` pairs into per-token vectors: the raw rows of the
+    /// graph's output (`last_hidden_state`) for each kept token, without pooling or
+    /// normalisation. One forward pass per text, with the same tokenising, sorting
+    /// and batching as [`Encoder::encode`]; element `i` of the result belongs to
+    /// `items[i]`.
+    ///
+    /// Which tokens are kept follows [`EncoderBuilder::special_tokens`]: with
+    /// [`SpecialTokens::Drop`] (the default) special tokens and tokens lying inside
+    /// the query/passage prefix are dropped, so a text may keep no token (the empty
+    /// string, for instance) and gets an empty [`TokenVectors`]. Offsets are byte
+    /// ranges into the text as given (the prefix is subtracted).
+    ///
+    /// ```no_run
+    /// use latent_terms_encoders::{Encoder, TextKind};
+    ///
+    /// let encoder = Encoder::builder("assets/models/all-MiniLM-L6-v2").build()?;
+    /// let out = encoder.encode_tokens(TextKind::Passage, &[("d1", "Paris is in France.")])?;
+    /// let t = &out[0];
+    /// let (start, end) = t.offsets[0];
+    /// assert_eq!(&"Paris is in France."[start as usize..end as usize], "Paris");
+    /// assert_eq!(t.row(0).len(), 384);
+    /// # Ok::<(), latent_terms_encoders::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Tokenizer`] if tokenisation fails, [`Error::Ort`] if inference
+    /// fails, [`Error::NonFinite`] for a NaN or infinite value in a kept row (`row`
+    /// is the text's position), [`Error::Dimension`] if the graph's output
+    /// dimension differs from the configured one.
+    pub fn encode_tokens<I: AsRef<str>, T: AsRef<str>>(
+        &self,
+        kind: TextKind,
+        items: &[(I, T)],
+    ) -> Result<Vec<TokenVectors>> {
+        let texts: Vec<&str> = items.iter().map(|(_, t)| t.as_ref()).collect();
+        let mut out: Vec<TokenVectors> = items
+            .iter()
+            .map(|(id, _)| TokenVectors::empty(id.as_ref(), self.info.dim))
+            .collect();
+        let prefix_len = self.prefix(kind).len();
+        let policy = self.info.special_tokens;
+        let pass = Pass {
+            check_dim: true,
+            offsets: true,
+            empty_is_error: false,
+        };
+        self.forward(&texts, kind, pass, |orig, enc, rows, dim| {
+            let t = select(items[orig].0.as_ref(), enc, rows, dim, prefix_len, policy);
+            if !t.data.iter().all(|x| x.is_finite()) {
+                return Err(self.non_finite(orig));
+            }
+            out[orig] = t;
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Pooled embeddings ([`Encoder::encode`]) and token vectors
+    /// ([`Encoder::encode_tokens`]) of the same texts from one forward pass, so a
+    /// collection needed both ways is run through the model once.
+    ///
+    /// ```no_run
+    /// use latent_terms_encoders::{Encoder, TextKind};
+    ///
+    /// let encoder = Encoder::builder("assets/models/all-MiniLM-L6-v2").build()?;
+    /// let (pooled, tokens) = encoder.encode_with_tokens(TextKind::Passage, &[("d1", "Paris is in France.")])?;
+    /// assert_eq!(pooled.ids()[0], tokens[0].id);
+    /// # Ok::<(), latent_terms_encoders::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Encoder::encode`] and [`Encoder::encode_tokens`].
+    pub fn encode_with_tokens<I: AsRef<str>, T: AsRef<str>>(
+        &self,
+        kind: TextKind,
+        items: &[(I, T)],
+    ) -> Result<(Embeddings, Vec<TokenVectors>)> {
+        let texts: Vec<&str> = items.iter().map(|(_, t)| t.as_ref()).collect();
+        let mut tokens: Vec<TokenVectors> = items
+            .iter()
+            .map(|(id, _)| TokenVectors::empty(id.as_ref(), self.info.dim))
+            .collect();
+        let mut data: Vec<f32> = Vec::new();
+        let prefix_len = self.prefix(kind).len();
+        let policy = self.info.special_tokens;
+        let pass = Pass {
+            check_dim: true,
+            offsets: true,
+            empty_is_error: true,
+        };
+        let dim = self.forward(&texts, kind, pass, |orig, enc, rows, dim| {
+            if data.is_empty() {
+                data = vec![0.0; texts.len() * dim];
+            }
+            self.pool_into(orig, enc, rows, dim, &mut data[orig * dim..(orig + 1) * dim])?;
+            let t = select(items[orig].0.as_ref(), enc, rows, dim, prefix_len, policy);
+            if !t.data.iter().all(|x| x.is_finite()) {
+                return Err(self.non_finite(orig));
+            }
+            tokens[orig] = t;
+            Ok(())
+        })?;
+        let ids = items.iter().map(|(i, _)| i.as_ref().to_string()).collect();
+        Ok((Embeddings::new(ids, dim, data)?, tokens))
+    }
+
+    /// Encodes a stream of `(id, text)` pairs into a token store writer, a chunk of
+    /// texts at a time (so a corpus larger than memory can be encoded). Returns the
+    /// number of texts appended.
+    ///
+    /// ```no_run
+    /// use latent_terms_encoders::{Encoder, StoreDtype, TextKind, TokenStoreWriter};
+    ///
+    /// let encoder = Encoder::builder("assets/models/all-MiniLM-L6-v2").build()?;
+    /// let meta = encoder.token_store_metadata(TextKind::Passage);
+    /// let mut writer = TokenStoreWriter::create("corpus.tokens", meta, StoreDtype::F16)?;
+    /// let docs = vec![("d1", "first passage"), ("d2", "second")];
+    /// encoder.encode_tokens_to_store(TextKind::Passage, docs, &mut writer)?;
+    /// writer.finish()?;
+    /// # Ok::<(), latent_terms_encoders::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Encoder::encode_tokens`], plus the writer's errors
+    /// ([`Error::DuplicateId`], [`Error::NonFinite`] after f16 conversion, ...).
+    pub fn encode_tokens_to_store<I, T, It>(
+        &self,
+        kind: TextKind,
+        items: It,
+        writer: &mut TokenStoreWriter,
+    ) -> Result<usize>
+    where
+        I: AsRef<str>,
+        T: AsRef<str>,
+        It: IntoIterator<Item = (I, T)>,
+    {
+        self.stream_chunks(items, |chunk| {
+            for t in self.encode_tokens(kind, chunk)? {
+                writer.append(&t)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Metadata describing this encoder's token output for `kind`, for
+    /// [`TokenStoreWriter::create`].
+    pub fn token_store_metadata(&self, kind: TextKind) -> TokenStoreMetadata {
+        TokenStoreMetadata {
+            model: self.info.name.clone(),
+            dim: self.info.dim,
+            max_length: self.info.max_length,
+            special_tokens: self.info.special_tokens,
+            prefix: self.prefix(kind).to_string(),
+            kind: match kind {
+                TextKind::Query => "query",
+                TextKind::Passage => "passage",
+            }
+            .to_string(),
+        }
+    }
+
+    /// Feeds `items` to `sink` in chunks of [`STREAM_CHUNK_TEXTS`]; returns the count.
+    fn stream_chunks<I, T, It, F>(&self, items: It, mut sink: F) -> Result<usize>
+    where
+        It: IntoIterator<Item = (I, T)>,
+        F: FnMut(&[(I, T)]) -> Result<()>,
+    {
         let mut n = 0;
         let mut chunk: Vec<(I, T)> = Vec::with_capacity(STREAM_CHUNK_TEXTS);
         for item in items {
             chunk.push(item);
             if chunk.len() == STREAM_CHUNK_TEXTS {
-                writer.append(&self.encode(kind, &chunk)?)?;
+                sink(&chunk)?;
                 n += chunk.len();
                 chunk.clear();
             }
         }
         if !chunk.is_empty() {
-            writer.append(&self.encode(kind, &chunk)?)?;
+            sink(&chunk)?;
             n += chunk.len();
         }
         Ok(n)
@@ -673,53 +865,119 @@ impl Encoder {
         self.encode_inner(texts, kind, true)
     }
 
+    /// Pooled (and optionally normalised) vectors of `texts`, `texts.len() x dim`.
     fn encode_inner(
         &self,
         texts: &[&str],
         kind: TextKind,
         check_dim: bool,
     ) -> Result<(usize, Vec<f32>)> {
-        if texts.is_empty() {
-            return Ok((self.info.dim, Vec::new()));
+        let mut data: Vec<f32> = Vec::new();
+        let pass = Pass {
+            check_dim,
+            offsets: false,
+            empty_is_error: true,
+        };
+        let dim = self.forward(texts, kind, pass, |orig, enc, rows, dim| {
+            if data.is_empty() {
+                data = vec![0.0; texts.len() * dim];
+            }
+            self.pool_into(orig, enc, rows, dim, &mut data[orig * dim..(orig + 1) * dim])
+        })?;
+        Ok((dim, data))
+    }
+
+    /// Pools one text's token rows into `out` (normalised when the model says so).
+    fn pool_into(
+        &self,
+        orig: usize,
+        enc: &Encoding,
+        rows: &[f32],
+        dim: usize,
+        out: &mut [f32],
+    ) -> Result<()> {
+        pool(self.info.pooling, rows, enc.get_attention_mask(), dim, out);
+        if self.info.normalize {
+            l2_normalize(out);
         }
-        let t0 = Instant::now();
-        let prefix = match kind {
+        if out.iter().all(|x| x.is_finite()) {
+            Ok(())
+        } else {
+            Err(self.non_finite(orig))
+        }
+    }
+
+    fn non_finite(&self, row: usize) -> Error {
+        Error::NonFinite {
+            row,
+            context: format!("output of {}", self.info.onnx_path.display()),
+        }
+    }
+
+    /// The prefix put in front of texts of this kind.
+    fn prefix(&self, kind: TextKind) -> &str {
+        match kind {
             TextKind::Query => &self.info.query_prefix,
             TextKind::Passage => &self.info.passage_prefix,
-        };
+        }
+    }
+
+    /// The one tokenise / sort / batch / run loop behind pooled and token output.
+    ///
+    /// Tokenises `texts` (prefix added), sorts them by token length (longest
+    /// first), runs them in batches padded to the longest text of the batch, and
+    /// calls `visit(original index, encoding, rows, dim)` with each text's token
+    /// rows (`encoding.len() x dim`, padding excluded). Texts without tokens give
+    /// [`Error::NoTokens`] when `pass.empty_is_error`, else are skipped (never
+    /// visited). Returns the output dimension.
+    fn forward<F>(&self, texts: &[&str], kind: TextKind, pass: Pass, mut visit: F) -> Result<usize>
+    where
+        F: FnMut(usize, &Encoding, &[f32], usize) -> Result<()>,
+    {
+        if texts.is_empty() {
+            return Ok(self.info.dim);
+        }
+        let t0 = Instant::now();
+        let prefix = self.prefix(kind);
         let inputs: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
-        let encodings = self
-            .tokenizer
-            .encode_batch_fast(inputs, true)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        if let Some(index) = encodings.iter().position(|e| e.is_empty()) {
+        let encodings = if pass.offsets {
+            // Byte offsets into the input (encode_batch_fast leaves them at (0, 0)).
+            self.tokenizer.encode_batch(inputs, true)
+        } else {
+            self.tokenizer.encode_batch_fast(inputs, true)
+        }
+        .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        if pass.empty_is_error
+            && let Some(index) = encodings.iter().position(|e| e.is_empty())
+        {
             return Err(Error::NoTokens { index });
         }
         // Longest first: the first batch shows the peak memory at once.
-        let mut order: Vec<usize> = (0..encodings.len()).collect();
+        let mut order: Vec<usize> = (0..encodings.len())
+            .filter(|&i| !encodings[i].is_empty())
+            .collect();
         order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].len()));
         let tokenize = t0.elapsed();
 
         let mut dim = self.info.dim;
-        let mut data: Vec<f32> = Vec::new();
-        let (mut inference, mut pooling) = (Duration::ZERO, Duration::ZERO);
+        let mut first = true;
+        let (mut inference, mut visiting) = (Duration::ZERO, Duration::ZERO);
         let (mut tokens, mut padded, mut batches) = (0u64, 0u64, 0u64);
         for batch in order.chunks(self.info.batch_size) {
             let encs: Vec<&Encoding> = batch.iter().map(|&i| &encodings[i]).collect();
             let seq = encs.iter().map(|e| e.len()).max().unwrap_or(1);
             let t1 = Instant::now();
-            let hidden = self.run_batch(&encs, seq)?;
+            let (h_dim, hidden) = self.run_batch(&encs, seq)?;
             let t2 = Instant::now();
-            let (h_dim, hidden) = hidden;
-            if data.is_empty() {
-                if check_dim && dim != 0 && h_dim != dim {
+            if first {
+                if pass.check_dim && dim != 0 && h_dim != dim {
                     return Err(Error::Dimension {
                         expected: dim,
                         found: h_dim,
                     });
                 }
                 dim = h_dim;
-                data = vec![0.0; texts.len() * dim];
+                first = false;
             } else if h_dim != dim {
                 return Err(Error::Dimension {
                     expected: dim,
@@ -728,30 +986,18 @@ impl Encoder {
             }
             for (b, (&orig, enc)) in batch.iter().zip(&encs).enumerate() {
                 let len = enc.len();
-                let token_rows = &hidden[b * seq * dim..(b * seq + len) * dim];
-                let out = &mut data[orig * dim..(orig + 1) * dim];
-                pool(
-                    self.info.pooling,
-                    token_rows,
-                    enc.get_attention_mask(),
+                visit(
+                    orig,
+                    enc,
+                    &hidden[b * seq * dim..(b * seq + len) * dim],
                     dim,
-                    out,
-                );
-                if self.info.normalize {
-                    l2_normalize(out);
-                }
-                if !out.iter().all(|x| x.is_finite()) {
-                    return Err(Error::NonFinite {
-                        row: orig,
-                        context: format!("output of {}", self.info.onnx_path.display()),
-                    });
-                }
+                )?;
                 tokens += len as u64;
             }
             padded += (batch.len() * seq) as u64;
             batches += 1;
             inference += t2 - t1;
-            pooling += t2.elapsed();
+            visiting += t2.elapsed();
         }
         let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         s.texts += texts.len() as u64;
@@ -760,8 +1006,8 @@ impl Encoder {
         s.batches += batches;
         s.tokenize += tokenize;
         s.inference += inference;
-        s.pooling += pooling;
-        Ok((dim, data))
+        s.pooling += visiting;
+        Ok(dim)
     }
 
     /// Runs one batch padded to `seq` tokens; returns `(dim, [batch * seq * dim])`.

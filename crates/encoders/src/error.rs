@@ -123,6 +123,38 @@ pub enum Error {
         message: String,
     },
 
+    /// A file is not a valid token store (bad magic, version, header, sizes or tables).
+    #[error("{}: not a valid token store: {message}", path.display())]
+    InvalidTokenStore {
+        /// The file (`<memory>` for a store read from bytes).
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// A token store's checksum does not match its bytes: the file is corrupt.
+    #[error(
+        "{}: token store checksum mismatch (stored crc32 {stored:#010x}, computed {computed:#010x}); the file is corrupt, re-encode it",
+        path.display()
+    )]
+    Checksum {
+        /// The file.
+        path: PathBuf,
+        /// The CRC-32 recorded in the file.
+        stored: u32,
+        /// The CRC-32 of the bytes read.
+        computed: u32,
+    },
+
+    /// A text id was appended twice to a token store.
+    #[error("{}: text id {id:?} appended twice; ids must be unique", path.display())]
+    DuplicateId {
+        /// The store being written.
+        path: PathBuf,
+        /// The repeated id.
+        id: String,
+    },
+
     /// A store was written by a different model or configuration than expected.
     #[error(
         "{}: the store's {field} is {found:?} but {expected:?} was expected; re-encode the corpus with the same model and settings",
@@ -157,6 +189,16 @@ impl Error {
 
     pub(crate) fn invalid_model(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Error::InvalidModelFile {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn invalid_token_store(
+        path: impl Into<PathBuf>,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::InvalidTokenStore {
             path: path.into(),
             message: message.into(),
         }

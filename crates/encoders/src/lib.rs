@@ -10,6 +10,11 @@
 //! - [`StoreWriter`] / [`EmbeddingsStore`]: embeddings on disk as a safetensors file
 //!   with the ids and the model metadata, written by streaming appends and checked
 //!   on loading.
+//! - [`Encoder::encode_tokens`]: per-token vectors ([`TokenVectors`]: the raw
+//!   `last_hidden_state` rows with token ids and byte offsets), special tokens
+//!   dropped or kept ([`SpecialTokens`]).
+//! - [`TokenStoreWriter`] / [`TokenStore`]: token vectors on disk (F16 or F32) in a
+//!   checksummed file, written by streaming appends and read back block by block.
 //! - [`search`] / [`search_store`]: exact top-k by dot product or cosine, returning
 //!   `(doc id, score)` lists per query, ready to become a TREC run.
 //!
@@ -40,6 +45,8 @@ mod error;
 mod runtime;
 mod search;
 mod store;
+mod token_store;
+mod tokens;
 
 pub use config::Pooling;
 pub use embeddings::Embeddings;
@@ -51,3 +58,8 @@ pub use store::{
     EmbeddingsStore, STORE_FORMAT, STORE_VERSION, StoreBlocks, StoreDtype, StoreMetadata,
     StoreWriter,
 };
+pub use token_store::{
+    TOKEN_STORE_FORMAT, TOKEN_STORE_VERSION, TokenStore, TokenStoreBlocks, TokenStoreMetadata,
+    TokenStoreWriter,
+};
+pub use tokens::{SpecialTokens, TokenVectors};

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use common::{cosine, max_abs_diff, minilm_dir};
 use latent_terms_encoders::{
-    EmbeddingsStore, Encoder, Error, Pooling, SearchOptions, StoreDtype, StoreWriter, TextKind,
-    search, search_store,
+    EmbeddingsStore, Encoder, Error, Pooling, SearchOptions, SpecialTokens, StoreDtype,
+    StoreWriter, TextKind, TokenStore, TokenStoreWriter, TokenVectors, search, search_store,
 };
 use serde_json::Value;
 
@@ -406,4 +406,206 @@ fn broken_or_mismatched_model_files_are_typed_errors() {
         .build()
         .unwrap_err();
     assert!(matches!(err, Error::OrtLibraryNotFound { .. }), "{err}");
+}
+
+const TOKENS_FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/minilm_tokens_reference.json"
+);
+
+/// `encode_tokens` against Python onnxruntime + tokenizers
+/// (`scripts/reference_tokens.py`): the same tokens (ids, special flags, byte
+/// offsets, prefix tokens dropped) and the same `last_hidden_state` rows within 1e-4.
+#[test]
+fn token_vectors_match_python_onnxruntime_and_tokenizers() {
+    let Some(dir) = minilm_dir("token_vectors_match_python_onnxruntime_and_tokenizers") else {
+        return;
+    };
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(TOKENS_FIXTURE).unwrap()).unwrap();
+    assert_eq!(v["max_length"], 256);
+    let dim = v["dim"].as_u64().unwrap() as usize;
+    let mut worst = 0.0f32;
+    let mut compared = 0;
+    for policy in [SpecialTokens::Drop, SpecialTokens::Keep] {
+        for item in v["items"].as_array().unwrap() {
+            let kind = match item["kind"].as_str().unwrap() {
+                "query" => TextKind::Query,
+                _ => TextKind::Passage,
+            };
+            let prefix = item["prefix"].as_str().unwrap();
+            let text = item["text"].as_str().unwrap();
+            let e = Encoder::builder(&dir)
+                .max_length(256)
+                .batch_size(3)
+                .intra_threads(2)
+                .query_prefix(prefix)
+                .passage_prefix(prefix)
+                .special_tokens(policy)
+                .build()
+                .unwrap();
+            // Batched with other texts so padding and sorting are exercised too.
+            let got = e
+                .encode_tokens(
+                    kind,
+                    &[("pad", "a somewhat longer neighbour text"), ("t", text)],
+                )
+                .unwrap();
+            let got = &got[1];
+            assert_eq!(got.id, "t");
+            let tokens = item["tokens"].as_array().unwrap();
+            let want: Vec<&Value> = tokens
+                .iter()
+                .filter(|t| policy == SpecialTokens::Keep || t["content"].as_bool().unwrap())
+                .collect();
+            let ids: Vec<u32> = want
+                .iter()
+                .map(|t| t["id"].as_u64().unwrap() as u32)
+                .collect();
+            let offsets: Vec<(u32, u32)> = want
+                .iter()
+                .map(|t| {
+                    let o = t["offsets"].as_array().unwrap();
+                    (o[0].as_u64().unwrap() as u32, o[1].as_u64().unwrap() as u32)
+                })
+                .collect();
+            assert_eq!(got.token_ids, ids, "{policy:?} token ids of {text:?}");
+            assert_eq!(got.offsets, offsets, "{policy:?} offsets of {text:?}");
+            assert_eq!(got.dim, dim);
+            assert_eq!(got.data.len(), got.len() * dim);
+            // Offsets are byte ranges of the text itself.
+            for &(s, t) in &got.offsets {
+                assert!(
+                    text.get(s as usize..t as usize).is_some(),
+                    "{text:?} {s}..{t}"
+                );
+            }
+            if policy == SpecialTokens::Drop {
+                let rows = item["rows"].as_array().unwrap();
+                assert_eq!(rows.len(), got.len());
+                for (i, row) in rows.iter().enumerate() {
+                    let want: Vec<f32> = row
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.as_f64().unwrap() as f32)
+                        .collect();
+                    let d = max_abs_diff(got.row(i), &want);
+                    assert!(d <= 1e-4, "{text:?} token {i}: max abs diff {d}");
+                    worst = worst.max(d);
+                    compared += 1;
+                }
+            }
+        }
+    }
+    assert!(compared > 40);
+    eprintln!("token parity with Python: {compared} rows, max abs diff {worst:.3e}");
+}
+
+/// Token output agrees with pooled output: with every token kept, the normalised
+/// mean of the rows is `encode`'s vector; an empty text keeps no content token.
+#[test]
+fn token_vectors_pool_to_the_sentence_embedding() {
+    let Some(dir) = minilm_dir("token_vectors_pool_to_the_sentence_embedding") else {
+        return;
+    };
+    let keep = Encoder::builder(&dir)
+        .max_length(256)
+        .batch_size(2)
+        .intra_threads(2)
+        .special_tokens(SpecialTokens::Keep)
+        .build()
+        .unwrap();
+    assert_eq!(keep.info().special_tokens, SpecialTokens::Keep);
+    let items = [
+        (
+            "a",
+            "Scurvy is a disease resulting from a lack of vitamin C.",
+        ),
+        ("b", ""),
+        ("c", "Python is a high-level programming language."),
+    ];
+    let tokens = keep.encode_tokens(TextKind::Passage, &items).unwrap();
+    let pooled = keep.encode(TextKind::Passage, &items).unwrap();
+    for (i, t) in tokens.iter().enumerate() {
+        assert_eq!(t.id, items[i].0);
+        assert_eq!(
+            t.token_ids,
+            keep.token_ids(TextKind::Passage, items[i].1).unwrap()
+        );
+        let mut mean = vec![0.0f32; t.dim];
+        for k in 0..t.len() {
+            for (m, x) in mean.iter_mut().zip(t.row(k)) {
+                *m += x / t.len() as f32;
+            }
+        }
+        let n = mean.iter().map(|x| x * x).sum::<f32>().sqrt();
+        mean.iter_mut().for_each(|x| *x /= n);
+        let d = max_abs_diff(&mean, pooled.row(i).unwrap());
+        assert!(d <= 1e-5, "text {i}: {d}");
+    }
+    let drop = encoder(&dir, 2);
+    assert_eq!(drop.info().special_tokens, SpecialTokens::Drop);
+    let t = drop.encode_tokens(TextKind::Passage, &items).unwrap();
+    assert!(t[1].is_empty() && t[1].id == "b");
+    assert_eq!(t[0].len() + 2, tokens[0].len());
+    assert_eq!(t[0].row(0), tokens[0].row(1));
+    assert!(
+        drop.encode_tokens::<&str, &str>(TextKind::Passage, &[])
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Corpus → token store (F16) → blocks, against in-memory `encode_tokens`.
+#[test]
+fn encode_tokens_to_store_round_trip() {
+    let Some(dir) = minilm_dir("encode_tokens_to_store_round_trip") else {
+        return;
+    };
+    let e = Encoder::builder(&dir)
+        .max_length(256)
+        .batch_size(4)
+        .intra_threads(2)
+        .passage_prefix("passage: ")
+        .build()
+        .unwrap();
+    let docs: Vec<(String, String)> = (0..9)
+        .map(|i| (format!("d{i}"), "vitamin C and scurvy ".repeat(i)))
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("corpus.tokens");
+    let meta = e.token_store_metadata(TextKind::Passage);
+    assert_eq!(meta.prefix, "passage: ");
+    assert_eq!(meta.kind, "passage");
+    assert_eq!((meta.dim, meta.max_length), (384, 256));
+    let mut w = TokenStoreWriter::create(&path, meta.clone(), StoreDtype::F16).unwrap();
+    let n = e
+        .encode_tokens_to_store(TextKind::Passage, docs.iter().cloned(), &mut w)
+        .unwrap();
+    assert_eq!(n, 9);
+    // Appending the same ids again is refused.
+    let err = e
+        .encode_tokens_to_store(TextKind::Passage, docs[..1].iter().cloned(), &mut w)
+        .unwrap_err();
+    assert!(matches!(err, Error::DuplicateId { .. }), "{err}");
+    w.finish().unwrap();
+    let store = TokenStore::open(&path).unwrap();
+    assert_eq!(store.metadata(), &meta);
+    let want = e.encode_tokens(TextKind::Passage, &docs).unwrap();
+    assert_eq!(
+        store.tokens(),
+        want.iter().map(TokenVectors::len).sum::<usize>()
+    );
+    let got: Vec<TokenVectors> = store.blocks(4).flat_map(Result::unwrap).collect();
+    assert_eq!(got.len(), 9);
+    assert!(got[0].is_empty(), "the empty text keeps no token");
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(
+            (&g.id, &g.token_ids, &g.offsets),
+            (&w.id, &w.token_ids, &w.offsets)
+        );
+        for (a, b) in g.data.iter().zip(&w.data) {
+            assert!((a - b).abs() <= 1e-3 * b.abs().max(1e-2), "{a} vs {b}");
+        }
+    }
 }

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{max_abs_diff, ort_library, tiny_bert_dir};
-use latent_terms_encoders::{Encoder, Error, Pooling, TextKind};
+use latent_terms_encoders::{Encoder, Error, Pooling, SpecialTokens, TextKind};
 
 fn builder(lib: &std::path::Path) -> latent_terms_encoders::EncoderBuilder {
     Encoder::builder(tiny_bert_dir())
@@ -133,4 +133,80 @@ fn concurrent_callers_share_one_encoder() {
         }
     });
     assert_eq!(e.stats().texts, 10);
+}
+
+#[test]
+fn token_output_policies_prefixes_and_errors() {
+    let Some(lib) = ort_library("token_output_policies_prefixes_and_errors") else {
+        return;
+    };
+    let drop = builder(&lib)
+        .pooling(Pooling::Mean)
+        .batch_size(2)
+        .query_prefix("query: ")
+        .build()
+        .unwrap();
+    let keep = builder(&lib)
+        .pooling(Pooling::Mean)
+        .batch_size(2)
+        .query_prefix("query: ")
+        .special_tokens(SpecialTokens::Keep)
+        .build()
+        .unwrap();
+    let items = [("a", "dense retrieval"), ("b", ""), ("c", "the model")];
+    let d = drop.encode_tokens(TextKind::Query, &items).unwrap();
+    let k = keep.encode_tokens(TextKind::Query, &items).unwrap();
+    for ((t, kt), (id, text)) in d.iter().zip(&k).zip(items) {
+        assert_eq!((t.id.as_str(), kt.id.as_str()), (id, id));
+        assert_eq!(t.dim, 8);
+        assert_eq!(
+            kt.token_ids,
+            keep.token_ids(TextKind::Query, text).unwrap(),
+            "Keep returns every token the model sees"
+        );
+        // Drop keeps only tokens whose offsets lie in the text itself.
+        for &(s, e) in &t.offsets {
+            assert!(s < e && e as usize <= text.len());
+        }
+        assert!(t.len() < kt.len());
+    }
+    assert!(d[1].is_empty(), "empty text, prefix and specials dropped");
+    // Keep: prefix and special tokens have (0, 0) offsets; content rows are equal.
+    let content: Vec<usize> = (0..k[0].len())
+        .filter(|&i| k[0].offsets[i] != (0, 0))
+        .collect();
+    assert_eq!(content.len(), d[0].len());
+    for (j, &i) in content.iter().enumerate() {
+        assert_eq!(k[0].token_ids[i], d[0].token_ids[j]);
+        assert!(max_abs_diff(k[0].row(i), d[0].row(j)) < 1e-6);
+    }
+    let e = builder(&lib)
+        .onnx_file(tiny_bert_dir().join("model-nan.onnx"))
+        .pooling(Pooling::Mean)
+        .build()
+        .unwrap();
+    let err = e
+        .encode_tokens(TextKind::Passage, &[("x", "dense retrieval")])
+        .unwrap_err();
+    assert!(matches!(err, Error::NonFinite { row: 0, .. }), "{err}");
+}
+
+#[test]
+fn one_pass_gives_the_pooled_and_the_token_output_of_two() {
+    let Some(lib) = ort_library("one_pass_gives_the_pooled_and_the_token_output_of_two") else {
+        return;
+    };
+    let e = builder(&lib).pooling(Pooling::Mean).build().unwrap();
+    let items = [
+        ("a", "dense retrieval of a passage"),
+        ("b", "the query"),
+        ("c", ""),
+    ];
+    let (pooled, tokens) = e.encode_with_tokens(TextKind::Passage, &items).unwrap();
+    let alone = e.encode(TextKind::Passage, &items).unwrap();
+    assert_eq!(pooled.ids(), alone.ids());
+    assert!(max_abs_diff(pooled.data(), alone.data()) < 1e-6);
+    let tokens_alone = e.encode_tokens(TextKind::Passage, &items).unwrap();
+    assert_eq!(tokens, tokens_alone);
+    assert!(tokens[2].is_empty(), "the empty text keeps no content token");
 }
