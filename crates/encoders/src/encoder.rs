@@ -759,7 +759,13 @@ impl Encoder {
             if data.is_empty() {
                 data = vec![0.0; texts.len() * dim];
             }
-            self.pool_into(orig, enc, rows, dim, &mut data[orig * dim..(orig + 1) * dim])?;
+            self.pool_into(
+                orig,
+                enc,
+                rows,
+                dim,
+                &mut data[orig * dim..(orig + 1) * dim],
+            )?;
             let t = select(items[orig].0.as_ref(), enc, rows, dim, prefix_len, policy);
             if !t.data.iter().all(|x| x.is_finite()) {
                 return Err(self.non_finite(orig));
@@ -882,7 +888,13 @@ impl Encoder {
             if data.is_empty() {
                 data = vec![0.0; texts.len() * dim];
             }
-            self.pool_into(orig, enc, rows, dim, &mut data[orig * dim..(orig + 1) * dim])
+            self.pool_into(
+                orig,
+                enc,
+                rows,
+                dim,
+                &mut data[orig * dim..(orig + 1) * dim],
+            )
         })?;
         Ok((dim, data))
     }

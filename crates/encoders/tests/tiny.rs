@@ -208,5 +208,8 @@ fn one_pass_gives_the_pooled_and_the_token_output_of_two() {
     assert!(max_abs_diff(pooled.data(), alone.data()) < 1e-6);
     let tokens_alone = e.encode_tokens(TextKind::Passage, &items).unwrap();
     assert_eq!(tokens, tokens_alone);
-    assert!(tokens[2].is_empty(), "the empty text keeps no content token");
+    assert!(
+        tokens[2].is_empty(),
+        "the empty text keeps no content token"
+    );
 }

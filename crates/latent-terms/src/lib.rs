@@ -10,9 +10,11 @@
 //! | [`lexical`] | this crate | lexical BM25 over a BEIR dataset, as a TREC run |
 //! | [`dense`] | this crate | dense retrieval over embeddings stores, as a TREC run |
 //! | [`plot`] | this crate | PNG line charts (loss curves, Zipf plots) |
+//! | [`bag`] | this crate | bags of token-level latent terms (term frequencies from token codes) |
 //! | [`pipeline`] | this crate | encode → SAE → latent-term index → evaluate, with the report |
 //! | [`interpret`] | this crate | latent cards, descriptions, explanations, steering, intrusion test, HTML explorer |
 
+pub mod bag;
 pub mod dense;
 mod error;
 pub mod interpret;

@@ -85,6 +85,8 @@ fn toy_inputs(dir: &Path, spec: &LimitSpec, skip_docs: usize) -> PipelineInputs 
         cache: dir.join("cache"),
         embeddings: Some((corpus, queries)),
         sae: None,
+        token_sae: None,
+        token_stores: None,
     }
 }
 
@@ -185,9 +187,115 @@ fn a_bad_config_is_a_typed_error_before_any_work() {
         cache: tmp.path().join("cache"),
         embeddings: None,
         sae: None,
+        token_sae: None,
+        token_stores: None,
     };
     let err = pipeline::run(&inputs, &config, &Quiet).unwrap_err();
     assert!(err.to_string().contains("k"), "{err}");
+}
+
+/// The tiny random BERT of the encoder tests, laid out as `DIR/models/tiny-bert` beside
+/// `DIR/onnxruntime` (a link to the assets' library), where the encoder finds ONNX Runtime.
+fn tiny_model(dir: &Path) -> PathBuf {
+    let lib = root().join("assets/onnxruntime");
+    assert!(
+        lib.join("libonnxruntime.so").exists(),
+        "no ONNX Runtime at {}: run scripts/setup-assets (scripts/test does)",
+        lib.display()
+    );
+    let model = dir.join("models/tiny-bert");
+    std::fs::create_dir_all(&model).unwrap();
+    let fixture = root().join("crates/encoders/tests/fixtures/tiny-bert");
+    for entry in std::fs::read_dir(&fixture).unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().is_file() {
+            std::fs::copy(entry.path(), model.join(entry.file_name())).unwrap();
+        }
+    }
+    // The fixture leaves pooling to the caller; the pipeline reads it from the model.
+    std::fs::create_dir_all(model.join("1_Pooling")).unwrap();
+    std::fs::write(
+        model.join("1_Pooling/config.json"),
+        r#"{"word_embedding_dimension": 8, "pooling_mode_mean_tokens": true}"#,
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&lib, dir.join("onnxruntime")).unwrap();
+    model
+}
+
+/// The token-level representation end to end on the tiny model: token stores, token SAE,
+/// bags, index, the four token rows, weighted queries that `search` reads, and a second
+/// run served from the cache.
+#[test]
+fn token_level_latent_terms_run_end_to_end_on_a_tiny_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = LimitSpec {
+        docs: 30,
+        core_docs: 15,
+        queries: 20,
+        likes_per_doc: 5,
+        seed: 9,
+    };
+    let mut inputs = toy_inputs(tmp.path(), &spec, 0);
+    inputs.embeddings = None;
+    inputs.model = tiny_model(tmp.path());
+    let config = PipelineConfig::from_json(
+        r#"{"representation": "tokens", "depth": 20,
+            "tokens": {"sae": {"d_sae": 64, "k": 4, "epochs": 3, "batch_size": 64,
+                               "warmup_steps": 2, "validation_fraction": 0.0},
+                       "max_training_tokens": 100000, "min_training_tokens": 10}}"#,
+    )
+    .unwrap();
+    let first = pipeline::run(&inputs, &config, &Quiet).unwrap();
+    for method in [
+        "bm25",
+        "dense",
+        "lt-tokens-bm25",
+        "lt-tokens-clsr",
+        "hybrid-tokens-rrf",
+        "hybrid-tokens-linear",
+    ] {
+        let ndcg = first
+            .row(method)
+            .and_then(|r| r.get("ndcg_cut_10"))
+            .unwrap_or_else(|| panic!("no {method} row"));
+        assert!((0.0..=1.0).contains(&ndcg), "{method}: nDCG@10 {ndcg}");
+    }
+    assert!(first.row("clsr").is_none(), "the pooled rows did not run");
+    let t = first.tokens.as_ref().expect("a token report");
+    assert!(
+        t.avg_latents_per_doc > 4.0,
+        "a bag holds many tokens' latents"
+    );
+    assert!(t.postings > 0 && t.corpus_tokens > 0 && t.training_rows > 0);
+    assert!(t.training_nmse.is_finite() && t.input_scale > 0.0);
+    let a = &first.artifacts;
+    for path in [
+        &a.token_index,
+        &a.token_queries,
+        &a.corpus_tokens,
+        &a.token_sae,
+    ] {
+        assert!(Path::new(path).is_file(), "artifact {path} is missing");
+    }
+    let lines = std::fs::read_to_string(&a.token_queries).unwrap();
+    let queries = latent_terms::sparse_index::export::read_weighted_queries(
+        lines.as_bytes(),
+        latent_terms::sparse_index::export::TermNames::Latent,
+        None,
+    )
+    .unwrap();
+    assert_eq!(queries.len(), first.queries);
+
+    let second = pipeline::run(&inputs, &config, &Quiet).unwrap();
+    for stage in ["encode", "token_sae_train", "token_index", "token_tune"] {
+        assert!(
+            second.cached_stages.iter().any(|s| s == stage),
+            "{stage} was recomputed: cached {:?}",
+            second.cached_stages
+        );
+    }
+    assert_eq!(second.rows, first.rows);
 }
 
 fn root() -> PathBuf {
@@ -215,6 +323,8 @@ fn limit_small_with_the_real_model() {
         cache: tmp.path().join("cache"),
         embeddings: None,
         sae: None,
+        token_sae: None,
+        token_stores: None,
     };
     let report = pipeline::run(&inputs, &config, &Quiet).unwrap();
     let recall = |m: &str| report.row(m).and_then(|r| r.get("recall_10")).unwrap();

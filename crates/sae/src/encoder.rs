@@ -100,6 +100,12 @@ impl EncodeOptions {
 
 /// A trained sparse autoencoder ready to encode and decode, on plain CPU code.
 ///
+/// When the SAE was trained on scaled inputs ([`crate::SaeConfig::input_scale`] `= Some(c)`),
+/// [`SaeEncoder::encode`] and [`SaeEncoder::pre_activations`] multiply each input row by
+/// `c` before subtracting `b_dec`, and [`SaeEncoder::decode`] divides the reconstruction by
+/// `c`: inputs and reconstructions are in the caller's units, activations (and thresholds)
+/// in the SAE's scaled units.
+///
 /// ```
 /// use latent_terms_sae::{EncodeOptions, SaeConfig, SaeEncoder, SaeKind, SaeWeights};
 ///
@@ -152,6 +158,12 @@ impl SaeEncoder {
         self.weights.config.d_sae
     }
 
+    /// The constant input rows are multiplied by before encoding
+    /// ([`crate::SaeConfig::input_scale`]; 1.0 when the SAE has none).
+    pub fn input_scale(&self) -> f32 {
+        self.weights.config.input_scale.unwrap_or(1.0)
+    }
+
     fn check_input(&self, rows: &[f32]) -> Result<()> {
         let d = self.d_in();
         if !rows.len().is_multiple_of(d) {
@@ -163,7 +175,8 @@ impl SaeEncoder {
         check_rows("the embeddings", rows, d)
     }
 
-    /// Pre-activations `W_encᵀ(x − b_dec) + b_enc` of row-major `rows`, `[n, d_sae]`.
+    /// Pre-activations `W_encᵀ(c·x − b_dec) + b_enc` of row-major `rows`, `[n, d_sae]`,
+    /// with `c` the [input scale](SaeEncoder::input_scale).
     pub fn pre_activations(&self, rows: &[f32]) -> Result<Vec<f32>> {
         self.check_input(rows)?;
         let m = self.d_sae();
@@ -178,10 +191,11 @@ impl SaeEncoder {
         let (d, m) = (self.d_in(), self.d_sae());
         let n = rows.len() / d;
         let w = &self.weights;
+        let scale = self.input_scale();
         let mut centred = ndarray::Array2::<f32>::zeros((n, d));
         for (mut dst, src) in centred.axis_iter_mut(Axis(0)).zip(rows.chunks_exact(d)) {
             for ((o, x), b) in dst.iter_mut().zip(src).zip(&w.b_dec) {
-                *o = x - b;
+                *o = x * scale - b;
             }
         }
         let w_enc = ArrayView2::from_shape((d, m), &w.w_enc).expect("validated shape");
@@ -192,7 +206,8 @@ impl SaeEncoder {
         ndarray::linalg::general_mat_mul(1.0, &centred, &w_enc, 1.0, &mut pre);
     }
 
-    /// Encodes row-major `rows` (`n × d_in`) into `n` sparse codes.
+    /// Encodes row-major `rows` (`n × d_in`, in the caller's units: the
+    /// [input scale](SaeEncoder::input_scale) is applied here) into `n` sparse codes.
     ///
     /// Errors on a width that is not a multiple of `d_in`, on NaN/Inf, on `TopK(0)` or a
     /// k above the latent count, and on `StoredThreshold` for an SAE without a threshold.
@@ -249,12 +264,14 @@ impl SaeEncoder {
         }
     }
 
-    /// Decodes sparse codes back to row-major dense vectors `W_decᵀ·h + b_dec`.
+    /// Decodes sparse codes back to row-major dense vectors `(W_decᵀ·h + b_dec) / c`, in
+    /// the caller's units (`c` the [input scale](SaeEncoder::input_scale)).
     ///
     /// Latent ids at or above `d_sae` are ignored.
     pub fn decode(&self, codes: &[SparseCode]) -> Vec<f32> {
         let d = self.d_in();
         let w = &self.weights;
+        let scale = self.input_scale();
         let mut out = vec![0.0; codes.len() * d];
         out.par_chunks_mut(d)
             .zip(codes.par_iter())
@@ -264,6 +281,9 @@ impl SaeEncoder {
                     if let Some(dir) = w.w_dec.get(i as usize * d..(i as usize + 1) * d) {
                         row.iter_mut().zip(dir).for_each(|(o, x)| *o += v * x);
                     }
+                }
+                if scale != 1.0 {
+                    row.iter_mut().for_each(|o| *o /= scale);
                 }
             });
         out
@@ -398,6 +418,61 @@ mod tests {
             sae.encode(&[0.0; 4], &EncodeOptions::stored_threshold(None))
                 .is_err()
         );
+    }
+
+    /// An SAE with input scale `c` encodes `x` exactly as the same weights without a
+    /// scale encode `c·x`, and decodes to the unscaled SAE's output divided by `c`.
+    #[test]
+    fn input_scale_is_applied_on_the_way_in_and_out() {
+        let plain = random_sae(7, 50, 5);
+        let mut scaled = plain.clone();
+        let c = 0.37f32;
+        scaled.config.set_input_scale(Some(c));
+        let plain = SaeEncoder::new(plain).unwrap();
+        let scaled = SaeEncoder::new(scaled).unwrap();
+        assert_eq!(plain.input_scale(), 1.0);
+        assert_eq!(scaled.input_scale(), c);
+        let rows: Vec<f32> = (0..7 * 200)
+            .map(|i| ((i * 13 % 29) as f32 - 14.0) * 0.9)
+            .collect();
+        let pre_scaled_input: Vec<f32> = rows.iter().map(|v| v * c).collect();
+        let options = EncodeOptions::top_k(6);
+        let codes = scaled.encode(&rows, &options).unwrap();
+        assert_eq!(codes, plain.encode(&pre_scaled_input, &options).unwrap());
+        assert_eq!(
+            scaled.pre_activations(&rows).unwrap(),
+            plain.pre_activations(&pre_scaled_input).unwrap()
+        );
+        let ours = scaled.decode(&codes);
+        let theirs = plain.decode(&codes);
+        for (a, b) in ours.iter().zip(&theirs) {
+            assert!(
+                (a - b / c).abs() <= 1e-5 * (1.0 + a.abs()),
+                "{a} vs {}",
+                b / c
+            );
+        }
+    }
+
+    /// encode → decode is in the caller's units: an SAE that reconstructs its (scaled)
+    /// inputs exactly gives back the caller's vectors, not the scaled ones.
+    #[test]
+    fn decode_returns_the_callers_units() {
+        let mut config = SaeConfig::new(SaeKind::TopK, 2, 4, 1).unwrap();
+        config.set_input_scale(Some(0.25));
+        let sae = SaeEncoder::new(SaeWeights {
+            config,
+            w_enc: vec![1.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0, -1.0],
+            b_enc: vec![0.0; 4],
+            w_dec: vec![1.0, 0.0, -1.0, 0.0, 0.0, 1.0, 0.0, -1.0],
+            b_dec: vec![0.0; 2],
+        })
+        .unwrap();
+        let rows = [0.0, -8.0, 12.0, 0.0];
+        let codes = sae.encode(&rows, &EncodeOptions::top_k(1)).unwrap();
+        assert_eq!(codes[0], SparseCode::from_pairs(&[(3, 2.0)]));
+        assert_eq!(codes[1], SparseCode::from_pairs(&[(0, 3.0)]));
+        assert_eq!(sae.decode(&codes), rows.to_vec());
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! * [`SaeEncoder`]: burn-free, multi-threaded inference — embeddings to sparse codes by
 //!   top-k or by the stored threshold, with an optional cap, and back.
 //! * [`Latents`]: a collection's sparse codes with their ids, as one file.
+//! * [`mean_square_norm_scale`]: the input scale `c` that makes rows' mean squared norm
+//!   `d_in`; stored as [`SaeConfig::input_scale`] and applied by [`SaeEncoder`].
 //! * `train` (cargo feature `train`, on by default through `flex`): TopK, BatchTopK and
 //!   contrastive-KLD trainers on burn, on the `flex` or `ndarray` CPU backends or `cuda`.
 //!
@@ -29,6 +31,7 @@ mod encoder;
 mod error;
 mod latents;
 mod resume;
+mod scale;
 mod weights;
 
 #[cfg(feature = "train")]
@@ -38,4 +41,5 @@ pub use encoder::{Activation, EncodeOptions, SaeEncoder, SparseCode};
 pub use error::{Error, Result};
 pub use latents::Latents;
 pub use resume::TrainState;
+pub use scale::mean_square_norm_scale;
 pub use weights::{SaeConfig, SaeKind, SaeWeights, cfg_path};

@@ -11,8 +11,15 @@
 //! | `threshold` | [d_sae]        | activation threshold (BatchTopK inference)      |
 //!
 //! The safetensors header's `__metadata__` holds `cfg` (the [`SaeConfig`] as JSON,
-//! SAELens field names) and `crc32`, a CRC-32 of the tensor bytes in the order above,
-//! so a truncated or bit-flipped file is refused instead of silently misbehaving.
+//! SAELens field names), `format` and `crc32`, so a truncated, bit-flipped or edited file
+//! is refused instead of silently misbehaving:
+//!
+//! * `latent-terms-sae/2` (written since input scaling): the CRC-32 covers the tensor bytes
+//!   in the order above, then the bytes of the `cfg` string exactly as stored, so an edit
+//!   to the configuration (shapes, k, threshold, `input_scale`, …) fails the check too.
+//! * `latent-terms-sae/1` (or no `format`, older files): the CRC-32 covers the tensors
+//!   only; such files still load, and their cfg is trusted as it stands.
+//!
 //! [`SaeWeights::save`] also writes the same JSON next to the file as `<stem>.cfg.json`
 //! for Python users (`safetensors.torch.load_file` + `json.load`).
 
@@ -78,14 +85,26 @@ pub struct SaeConfig {
     pub dtype: String,
     /// SAELens: subtract `b_dec` from the input before encoding (always true here).
     pub apply_b_dec_to_input: bool,
-    /// SAELens: input normalisation (always `none`: embeddings are used as given).
+    /// SAELens: input normalisation: `none` (inputs used as given) or, when
+    /// [`SaeConfig::input_scale`] is set, `expected_average_only_in`.
     pub normalize_activations: String,
     /// Training k (active latents per vector).
     pub k: usize,
     /// How the SAE was trained.
     pub kind: SaeKind,
     /// Global inference threshold (mean k-th activation over training), if estimated.
+    /// In the SAE's (scaled) units, like the activations.
     pub threshold: Option<f32>,
+    /// The constant `c` every input row is multiplied by before `x − b_dec` (and every
+    /// reconstruction divided by), chosen at training so that the training rows' mean
+    /// squared L2 norm is `d_in` (SAELens' `expected_average_only_in`); `None` means 1.
+    ///
+    /// [`crate::SaeEncoder`] applies it, so callers pass and get back vectors in their own
+    /// units; activations and the threshold are in the scaled units. Set it with
+    /// [`SaeConfig::set_input_scale`], which keeps `normalize_activations` in step.
+    /// Absent from older checkpoints, which load as `None`.
+    #[serde(default)]
+    pub input_scale: Option<f32>,
     /// Free-form provenance: training settings, data, steps.
     #[serde(default)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
@@ -118,8 +137,20 @@ impl SaeConfig {
             k,
             kind,
             threshold: None,
+            input_scale: None,
             metadata: serde_json::Map::new(),
         })
+    }
+
+    /// Sets [`SaeConfig::input_scale`] and `normalize_activations` with it
+    /// (`expected_average_only_in` when `Some`, `none` otherwise).
+    pub fn set_input_scale(&mut self, scale: Option<f32>) {
+        self.input_scale = scale;
+        self.normalize_activations = match scale {
+            Some(_) => "expected_average_only_in",
+            None => "none",
+        }
+        .into();
     }
 
     /// The cfg JSON, with SAELens' `activation_fn_kwargs` spelled out for its loaders.
@@ -154,6 +185,11 @@ pub struct SaeWeights {
 }
 
 const TENSORS: [&str; 5] = ["W_enc", "b_enc", "W_dec", "b_dec", "threshold"];
+
+/// Format whose CRC-32 covers the tensors and then the cfg string.
+const FORMAT_CFG_CHECKED: &str = "latent-terms-sae/2";
+/// Older format whose CRC-32 covers the tensors only.
+const FORMAT_TENSORS_ONLY: &str = "latent-terms-sae/1";
 
 impl SaeWeights {
     /// Checks that every array has the shape its configuration says and holds finite values.
@@ -200,6 +236,13 @@ impl SaeWeights {
         if c.threshold.is_some_and(|t| !t.is_finite()) {
             return Err(Error::InvalidConfig("the threshold is not finite".into()));
         }
+        if let Some(s) = c.input_scale
+            && !(s.is_finite() && s > 0.0)
+        {
+            return Err(Error::InvalidConfig(format!(
+                "the input scale must be finite and positive, got {s}"
+            )));
+        }
         Ok(())
     }
 
@@ -224,10 +267,11 @@ impl SaeWeights {
         let mut crc = crc32fast::Hasher::new();
         bytes.iter().for_each(|b| crc.update(b));
         let cfg = c.to_json();
+        crc.update(cfg.as_bytes());
         let metadata = HashMap::from([
             ("cfg".to_string(), cfg.clone()),
             ("crc32".to_string(), format!("{:08x}", crc.finalize())),
-            ("format".to_string(), "latent-terms-sae/1".to_string()),
+            ("format".to_string(), FORMAT_CFG_CHECKED.to_string()),
         ]);
         let mut views = Vec::with_capacity(5);
         for ((name, (_, shape)), data) in TENSORS.iter().zip(&arrays).zip(&bytes) {
@@ -243,8 +287,10 @@ impl SaeWeights {
 
     /// Reads and verifies a checkpoint written by [`SaeWeights::save`].
     ///
-    /// Refuses, with [`Error::Checkpoint`], a file that is truncated, fails its checksum,
-    /// or whose tensors do not have the shapes its configuration states.
+    /// Refuses, with [`Error::Checkpoint`], a file that is truncated, fails its checksum
+    /// (which covers the cfg too, except in files written before format
+    /// `latent-terms-sae/2`), or whose tensors do not have the shapes its configuration
+    /// states.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
@@ -263,6 +309,11 @@ impl SaeWeights {
         let config: SaeConfig =
             serde_json::from_str(cfg_json).map_err(|e| format!("cfg JSON: {e}"))?;
         let want_crc = meta.get("crc32").ok_or("no crc32 in __metadata__")?.clone();
+        let covers_cfg = match meta.get("format").map(String::as_str) {
+            Some(FORMAT_CFG_CHECKED) => true,
+            None | Some(FORMAT_TENSORS_ONLY) => false,
+            Some(other) => return Err(format!("unknown checkpoint format {other:?}")),
+        };
         let tensors = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
         let (d_in, d_sae) = (config.d_in, config.d_sae);
         let shapes = [
@@ -287,6 +338,9 @@ impl SaeWeights {
             }
             crc.update(t.data());
             arrays.push(bytes_f32(t.data()));
+        }
+        if covers_cfg {
+            crc.update(cfg_json.as_bytes());
         }
         let got_crc = format!("{:08x}", crc.finalize());
         if got_crc != want_crc {
@@ -403,6 +457,110 @@ mod tests {
             SaeWeights::load(&path),
             Err(Error::Checkpoint { .. })
         ));
+    }
+
+    /// `bytes` re-serialised with `edit` applied to its `__metadata__`.
+    fn with_metadata(bytes: &[u8], edit: impl FnOnce(&mut HashMap<String, String>)) -> Vec<u8> {
+        let (_, header) = safetensors::SafeTensors::read_metadata(bytes).unwrap();
+        let mut meta = header.metadata().clone().unwrap();
+        edit(&mut meta);
+        let tensors = safetensors::SafeTensors::deserialize(bytes).unwrap();
+        let views: Vec<(&str, TensorView<'_>)> = TENSORS
+            .iter()
+            .map(|&n| (n, tensors.tensor(n).unwrap()))
+            .collect();
+        safetensors::serialize(views, Some(meta)).unwrap()
+    }
+
+    #[test]
+    fn input_scale_survives_a_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sae.safetensors");
+        let mut w = tiny(SaeKind::TopK);
+        w.config.set_input_scale(Some(0.125));
+        w.save(&path).unwrap();
+        let back = SaeWeights::load(&path).unwrap();
+        assert_eq!(back.config.input_scale, Some(0.125));
+        assert_eq!(
+            back.config.normalize_activations,
+            "expected_average_only_in"
+        );
+        assert_eq!(back, w);
+        let cfg: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(dir.path().join("sae.cfg.json")).unwrap())
+                .unwrap();
+        assert_eq!(cfg["input_scale"], 0.125);
+        assert_eq!(cfg["normalize_activations"], "expected_average_only_in");
+        w.config.set_input_scale(None);
+        assert_eq!(w.config.normalize_activations, "none");
+        for bad in [0.0, -1.0, f32::NAN, f32::INFINITY] {
+            w.config.input_scale = Some(bad);
+            assert!(w.validate().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_edited_cfg_fails_the_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sae.safetensors");
+        let mut w = tiny(SaeKind::TopK);
+        w.config.set_input_scale(Some(0.5));
+        w.save(&path).unwrap();
+        let good = fs::read(&path).unwrap();
+        assert!(SaeWeights::from_bytes(&good).is_ok());
+        let edited = with_metadata(&good, |m| {
+            let cfg = m["cfg"].replace("\"input_scale\": 0.5", "\"input_scale\": 2.0");
+            assert_ne!(cfg, m["cfg"]);
+            m.insert("cfg".into(), cfg);
+        });
+        let err = SaeWeights::from_bytes(&edited).unwrap_err();
+        assert!(err.contains("checksum"), "{err}");
+        let edited = with_metadata(&good, |m| {
+            m.insert("cfg".into(), m["cfg"].replace("\"k\": 2", "\"k\": 1"));
+        });
+        assert!(SaeWeights::from_bytes(&edited).is_err());
+        let unknown = with_metadata(&good, |m| {
+            m.insert("format".into(), "latent-terms-sae/9".into());
+        });
+        let err = SaeWeights::from_bytes(&unknown).unwrap_err();
+        assert!(err.contains("format"), "{err}");
+    }
+
+    /// Files of format 1 (CRC over the tensors only, no `input_scale` in cfg) still load.
+    #[test]
+    fn format_1_checkpoints_still_load() {
+        let w = tiny(SaeKind::BatchTopK);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sae.safetensors");
+        w.save(&path).unwrap();
+        let v2 = fs::read(&path).unwrap();
+        let tensors = safetensors::SafeTensors::deserialize(&v2).unwrap();
+        let mut crc = crc32fast::Hasher::new();
+        for n in TENSORS {
+            crc.update(tensors.tensor(n).unwrap().data());
+        }
+        let tensor_crc = format!("{:08x}", crc.finalize());
+        let mut cfg: serde_json::Value = serde_json::from_str(&w.config.to_json()).unwrap();
+        cfg.as_object_mut().unwrap().remove("input_scale");
+        let old_cfg = serde_json::to_string(&cfg).unwrap();
+        for format in [Some(FORMAT_TENSORS_ONLY), None] {
+            let v1 = with_metadata(&v2, |m| {
+                m.insert("cfg".into(), old_cfg.clone());
+                m.insert("crc32".into(), tensor_crc.clone());
+                match format {
+                    Some(f) => m.insert("format".into(), f.into()),
+                    None => m.remove("format"),
+                };
+            });
+            let loaded = SaeWeights::from_bytes(&v1).unwrap();
+            assert_eq!(loaded, w);
+            assert_eq!(loaded.config.input_scale, None);
+        }
+        // The same tensors-only CRC under format 2 fails: there it must cover the cfg.
+        let mislabelled = with_metadata(&v2, |m| {
+            m.insert("crc32".into(), tensor_crc.clone());
+        });
+        assert!(SaeWeights::from_bytes(&mislabelled).is_err());
     }
 
     #[test]

@@ -72,8 +72,14 @@ fn recovered(atoms: &[f32], w_dec: &[f32], d: usize, min_cos: f32) -> f64 {
 }
 
 fn check(kind: SaeKind) {
+    check_with(kind, 1.0, false);
+}
+
+/// Trains on the planted rows multiplied by `units`, with or without input scaling.
+fn check_with(kind: SaeKind, units: f32, input_scaling: bool) {
     let (d, atoms, k) = (32, 64, 3);
-    let data = planted(d, atoms, k, 16_384, 0.01, 42);
+    let mut data = planted(d, atoms, k, 16_384, 0.01, 42);
+    data.rows.iter_mut().for_each(|v| *v *= units);
     let set = TrainSet::new(&data.rows, d).unwrap();
     let mut config = TrainConfig::new(kind, 2 * atoms, k);
     config.epochs = 30;
@@ -81,6 +87,8 @@ fn check(kind: SaeKind) {
     config.optim.lr = 3e-3;
     config.optim.warmup_steps = 50;
     config.seed = 1;
+    config.input_scaling = input_scaling;
+    assert!(config.warnings(set.len()).is_empty());
     let trainer = Trainer::new(config, Backend::default_cpu().unwrap()).unwrap();
     let outcome = trainer.train(&set, &mut |_| {}).unwrap();
     let share = recovered(&data.atoms, &outcome.weights.w_dec, d, 0.9);
@@ -93,6 +101,11 @@ fn check(kind: SaeKind) {
         "{kind:?} recovered only {share:.3} of the atoms at cosine ≥ 0.9"
     );
     assert!(outcome.summary.nmse < 0.1, "NMSE {}", outcome.summary.nmse);
+    if input_scaling {
+        let c = outcome.weights.config.input_scale.unwrap();
+        let want = latent_terms_sae::mean_square_norm_scale(&data.rows, d);
+        assert!((c / want - 1.0).abs() < 0.05, "input scale {c} vs {want}");
+    }
 }
 
 #[test]
@@ -103,4 +116,11 @@ fn topk_recovers_a_planted_dictionary() {
 #[test]
 fn batchtopk_recovers_a_planted_dictionary() {
     check(SaeKind::BatchTopK);
+}
+
+/// Rows in large units (like token hidden states, norms in the hundreds): input scaling
+/// trains in `d_in`-normalised units and stores `c`, and the dictionary is still found.
+#[test]
+fn topk_with_input_scaling_recovers_a_dictionary_in_large_units() {
+    check_with(SaeKind::TopK, 300.0, true);
 }

@@ -1,19 +1,17 @@
 //! `latent-terms encode` and `latent-terms dense`: the dense backbone.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use latent_terms::dense::dense_run;
-use latent_terms::encoders::{EmbeddingsStore, Encoder, Metric, StoreDtype, StoreWriter, TextKind};
+use latent_terms::encoders::{
+    EmbeddingsStore, Encoder, Metric, SpecialTokens, StoreDtype, TextKind,
+};
 use latent_terms::eval::beir::BeirDataset;
+use latent_terms::pipeline::{EncodeTargets, Progress, encode_texts};
 
 use super::CliResult;
-
-/// Texts handed to the encoder at a time: large enough for length-sorted
-/// batches, small enough for a lively progress bar.
-const CHUNK: usize = 256;
+use super::progress::Bars;
 
 #[derive(Args)]
 pub(crate) struct EncodeArgs {
@@ -42,32 +40,53 @@ pub(crate) struct EncodeArgs {
     /// Store embeddings as f16 (half the size).
     #[arg(long)]
     f16: bool,
+    /// Also write every text's token vectors (content tokens of `last_hidden_state`,
+    /// f16) from the same forward pass: OUT with the extension `.tokens` (and
+    /// `.queries.tokens`), for `run --corpus-tokens/--query-tokens`.
+    #[arg(long)]
+    tokens: bool,
+    /// Special tokens kept in the token store: drop ([CLS]/[SEP] left out) or keep.
+    #[arg(long, default_value = "drop")]
+    special_tokens: String,
+    /// Maximum tokens per text (default: the model's).
+    #[arg(long)]
+    max_length: Option<usize>,
 }
 
 pub(crate) fn encode(args: &EncodeArgs) -> CliResult {
-    let encoder = Encoder::builder(&args.model)
+    let special: SpecialTokens = args.special_tokens.parse()?;
+    let mut builder = Encoder::builder(&args.model)
         .batch_size(args.batch_size)
         .intra_threads(args.threads)
-        .build()?;
+        .special_tokens(special);
+    if let Some(n) = args.max_length {
+        builder = builder.max_length(n);
+    }
+    let encoder = builder.build()?;
     let dataset = BeirDataset::open(&args.dataset)?;
     let dtype = if args.f16 {
         StoreDtype::F16
     } else {
         StoreDtype::F32
     };
+    let bars = Bars::new(false);
+    let tokens_of = |pooled: &Path| pooled.with_extension("tokens");
     if !args.queries_only {
         let docs = dataset
             .corpus()?
             .map(|d| d.map(|d| (d.id.clone(), d.full_text())));
-        let n = encode_stream(
-            &encoder,
-            TextKind::Passage,
-            docs,
-            &args.out,
-            dtype,
-            "corpus",
-        )?;
+        let tokens = args.tokens.then(|| tokens_of(&args.out));
+        let targets = EncodeTargets {
+            pooled: Some((&args.out, dtype)),
+            tokens: tokens.as_deref(),
+        };
+        bars.begin("corpus", None);
+        let n = encode_texts(&encoder, TextKind::Passage, docs, targets, &bars)?;
+        bars.end();
         eprintln!("{n} passages -> {}", args.out.display());
+        if let Some(t) = tokens {
+            eprintln!("{n} passages' tokens -> {}", t.display());
+        }
     }
     if !args.corpus_only {
         let path = if args.queries_only {
@@ -76,8 +95,18 @@ pub(crate) fn encode(args: &EncodeArgs) -> CliResult {
             queries_path(&args.out)
         };
         let queries = dataset.queries()?.into_iter().map(|q| Ok((q.id, q.text)));
-        let n = encode_stream(&encoder, TextKind::Query, queries, &path, dtype, "queries")?;
+        let tokens = args.tokens.then(|| tokens_of(&path));
+        let targets = EncodeTargets {
+            pooled: Some((&path, dtype)),
+            tokens: tokens.as_deref(),
+        };
+        bars.begin("queries", None);
+        let n = encode_texts(&encoder, TextKind::Query, queries, targets, &bars)?;
+        bars.end();
         eprintln!("{n} queries -> {}", path.display());
+        if let Some(t) = tokens {
+            eprintln!("{n} queries' tokens -> {}", t.display());
+        }
     }
     Ok(())
 }
@@ -93,44 +122,6 @@ fn queries_path(corpus: &Path) -> PathBuf {
         None => format!("{stem}.queries"),
     };
     corpus.with_file_name(name)
-}
-
-fn encode_stream(
-    encoder: &Encoder,
-    kind: TextKind,
-    items: impl Iterator<Item = latent_terms::eval::Result<(String, String)>>,
-    path: &Path,
-    dtype: StoreDtype,
-    label: &str,
-) -> CliResult<usize> {
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(ProgressStyle::with_template(
-        "{spinner} {prefix} {human_pos} texts  {per_sec}  elapsed {elapsed}",
-    )?);
-    bar.set_prefix(label.to_owned());
-    bar.enable_steady_tick(Duration::from_millis(200));
-    let mut writer = StoreWriter::create(path, encoder.store_metadata(), dtype)?;
-    let mut chunk: Vec<(String, String)> = Vec::with_capacity(CHUNK);
-    let mut total = 0;
-    let mut flush = |chunk: &mut Vec<(String, String)>| -> CliResult<usize> {
-        writer.append(&encoder.encode(kind, chunk)?)?;
-        let n = chunk.len();
-        bar.inc(n as u64);
-        chunk.clear();
-        Ok(n)
-    };
-    for item in items {
-        chunk.push(item?);
-        if chunk.len() == CHUNK {
-            total += flush(&mut chunk)?;
-        }
-    }
-    if !chunk.is_empty() {
-        total += flush(&mut chunk)?;
-    }
-    bar.finish_and_clear();
-    writer.finish()?;
-    Ok(total)
 }
 
 #[derive(Args)]

@@ -6,6 +6,7 @@ pub(crate) mod eval;
 pub(crate) mod export;
 pub(crate) mod index;
 pub(crate) mod interpret;
+pub(crate) mod progress;
 pub(crate) mod run;
 pub(crate) mod sae;
 

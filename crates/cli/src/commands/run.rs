@@ -2,14 +2,12 @@
 //! collections).
 
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::time::Duration;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
-use latent_terms::pipeline::{self, LimitSpec, PipelineConfig, PipelineInputs, Progress};
+use latent_terms::pipeline::{self, LimitSpec, PipelineConfig, PipelineInputs};
 
 use super::CliResult;
+use super::progress::Bars;
 
 #[derive(Args)]
 pub(crate) struct RunArgs {
@@ -37,6 +35,23 @@ pub(crate) struct RunArgs {
     /// Use this trained SAE (from `latent-terms sae train`) instead of training one.
     #[arg(long)]
     sae: Option<PathBuf>,
+    /// Corpus token store made earlier (`latent-terms encode --tokens`, with --query-tokens).
+    #[arg(long, requires = "query_tokens")]
+    corpus_tokens: Option<PathBuf>,
+    /// Query token store made earlier (with --corpus-tokens).
+    #[arg(long, requires = "corpus_tokens")]
+    query_tokens: Option<PathBuf>,
+    /// Use this trained token-level SAE instead of training one (`--representation tokens|both`).
+    #[arg(long)]
+    token_sae: Option<PathBuf>,
+    /// Latent representations: pooled (one SAE code per embedding), tokens (bags of
+    /// token-level latent terms) or both; overrides the config's `representation`.
+    #[arg(long)]
+    representation: Option<latent_terms::pipeline::Representation>,
+    /// Add a token store (another collection's `corpus.tokens`, say) to the token SAE's
+    /// training sample (repeat the flag); appended to the config's `tokens.extra_training_stores`.
+    #[arg(long = "train-extra-tokens")]
+    train_extra_tokens: Vec<PathBuf>,
     /// Add an embeddings store to the SAE training set (repeat the flag); appended to
     /// the config's `extra_training_stores`.
     #[arg(long = "train-extra")]
@@ -49,70 +64,6 @@ pub(crate) struct RunArgs {
     quiet: bool,
 }
 
-/// indicatif bars, one per stage.
-struct Bars {
-    bar: Mutex<Option<ProgressBar>>,
-    hidden: bool,
-}
-
-impl Progress for Bars {
-    fn begin(&self, stage: &str, total: Option<u64>) {
-        if self.hidden {
-            return;
-        }
-        let bar = match total {
-            Some(n) => {
-                let bar = ProgressBar::new(n);
-                if let Ok(style) = ProgressStyle::with_template(
-                    "{prefix:>22} [{bar:30}] {human_pos}/{human_len}  elapsed {elapsed}  eta {eta}",
-                ) {
-                    bar.set_style(style.progress_chars("=> "));
-                }
-                bar
-            }
-            None => {
-                let bar = ProgressBar::new_spinner();
-                if let Ok(style) = ProgressStyle::with_template(
-                    "{spinner} {prefix:>20} {human_pos}  {per_sec}  elapsed {elapsed}",
-                ) {
-                    bar.set_style(style);
-                }
-                bar
-            }
-        };
-        bar.set_prefix(stage.to_owned());
-        bar.enable_steady_tick(Duration::from_millis(200));
-        if let Ok(mut slot) = self.bar.lock()
-            && let Some(old) = slot.replace(bar)
-        {
-            old.finish_and_clear();
-        }
-    }
-
-    fn advance(&self, n: u64) {
-        if let Ok(slot) = self.bar.lock()
-            && let Some(bar) = slot.as_ref()
-        {
-            bar.inc(n);
-        }
-    }
-
-    fn end(&self) {
-        if let Ok(mut slot) = self.bar.lock()
-            && let Some(bar) = slot.take()
-        {
-            bar.finish_and_clear();
-        }
-    }
-
-    fn note(&self, line: &str) {
-        match self.bar.lock().ok().and_then(|s| s.as_ref().cloned()) {
-            Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
-        }
-    }
-}
-
 pub(crate) fn run(args: &RunArgs) -> CliResult {
     let mut config = match &args.config {
         Some(path) => PipelineConfig::from_path(path)?,
@@ -121,6 +72,13 @@ pub(crate) fn run(args: &RunArgs) -> CliResult {
     config
         .extra_training_stores
         .extend(args.train_extra.iter().cloned());
+    config
+        .tokens
+        .extra_training_stores
+        .extend(args.train_extra_tokens.iter().cloned());
+    if let Some(r) = args.representation {
+        config.representation = r;
+    }
     if args.print_config {
         println!("{}", config.to_json());
         return Ok(());
@@ -141,27 +99,40 @@ pub(crate) fn run(args: &RunArgs) -> CliResult {
         cache: args.cache.clone(),
         embeddings: args.corpus_emb.clone().zip(args.query_emb.clone()),
         sae: args.sae.clone(),
+        token_sae: args.token_sae.clone(),
+        token_stores: args.corpus_tokens.clone().zip(args.query_tokens.clone()),
     };
-    let bars = Bars {
-        bar: Mutex::new(None),
-        hidden: args.quiet,
-    };
+    let bars = Bars::new(args.quiet);
     let report = pipeline::run(&inputs, &config, &bars)?;
     println!(
         "{} ({} documents, {} judged queries)\n",
         report.dataset, report.docs, report.queries
     );
     print!("{}", report.table());
-    println!(
-        "\nparameters: {}; doc_k {}, query_k {}; {:.1} latents/doc, FLOPs {:.2}, {} of {} latents used",
-        report.params.source,
-        report.params.doc_k,
-        report.params.query_k,
-        report.avg_latents_per_doc,
-        report.flops,
-        report.latents_used,
-        report.d_sae
-    );
+    if report.d_sae > 0 {
+        println!(
+            "\npooled: {}; doc_k {}, query_k {}; {:.1} latents/doc, FLOPs {:.2}, {} of {} latents used",
+            report.params.source,
+            report.params.doc_k,
+            report.params.query_k,
+            report.avg_latents_per_doc,
+            report.flops,
+            report.latents_used,
+            report.d_sae
+        );
+    }
+    if let Some(t) = &report.tokens {
+        println!(
+            "tokens: {}; {:.1} latents/doc, {:.1} latents/query, {} postings, {} of {} latents used, training NMSE {:.3}",
+            t.params.source,
+            t.avg_latents_per_doc,
+            t.avg_latents_per_query,
+            t.postings,
+            t.latents_used,
+            t.d_sae,
+            t.training_nmse
+        );
+    }
     let stages: Vec<String> = report
         .stage_seconds
         .iter()

@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
+use latent_terms_sparse_index::{Index, Query, Scorer};
 use serde::{Deserialize, Serialize};
+use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::pipeline::config::PipelineConfig;
@@ -47,6 +49,128 @@ pub struct ChosenParams {
     pub linear_weight: f64,
     /// "tuned on qrels/train.tsv (N queries)" or "defaults (no tuning split)".
     pub source: String,
+}
+
+/// Mean exact query latency of one scorer over an index, milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Top-10.
+    pub top10_ms: f64,
+    /// Top-1000.
+    pub top1000_ms: f64,
+}
+
+impl Latency {
+    /// Times every query once at top-10 and once at top-1000 (single thread).
+    pub(crate) fn measure(
+        index: &Index,
+        queries: &[(String, Query)],
+        scorer: &dyn Scorer,
+    ) -> Result<Self> {
+        let opts = latent_terms_sparse_index::SearchOptions::default();
+        let time = |k: usize| -> Result<f64> {
+            let start = Instant::now();
+            for (_, q) in queries {
+                index.search(q, &scorer, k, &opts)?;
+            }
+            Ok(start.elapsed().as_secs_f64() * 1e3 / queries.len().max(1) as f64)
+        };
+        Ok(Latency {
+            top10_ms: time(10)?,
+            top1000_ms: time(1000)?,
+        })
+    }
+}
+
+/// The token-level representation's part of a report (`tokens` in `results.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenReport {
+    /// SAE latents.
+    pub d_sae: usize,
+    /// Latents kept per token.
+    pub k: usize,
+    /// The constant the SAE scales its inputs by.
+    pub input_scale: f64,
+    /// The trainer's final training NMSE.
+    pub training_nmse: f64,
+    /// NMSE on the trainer's held-out token rows.
+    pub validation_nmse: Option<f64>,
+    /// Latents that never fired at the end of training, as a fraction.
+    pub dead_fraction: f64,
+    /// Token rows the SAE was trained on.
+    pub training_rows: usize,
+    /// What they were sampled from.
+    pub training_corpus: String,
+    /// Content tokens of the corpus.
+    pub corpus_tokens: usize,
+    /// The corpus's mean non-zero token activation (activation tf is divided by it).
+    pub mean_activation: f64,
+    /// Unique latents per document.
+    pub avg_latents_per_doc: f64,
+    /// Unique latents per evaluated query.
+    pub avg_latents_per_query: f64,
+    /// Postings of the token index.
+    pub postings: u64,
+    /// Size of the token index file.
+    pub index_bytes: u64,
+    /// Latents with a document frequency > 0.
+    pub latents_used: u64,
+    /// FLOPs (expected multiplications per query–document pair).
+    pub flops: f64,
+    /// Exact BM25 query latency.
+    pub latency: Latency,
+    /// Scorer parameters and where they came from.
+    pub params: crate::pipeline::tokens::TokenParams,
+}
+
+impl ChosenParams {
+    /// The parameters of a report whose pooled representation did not run.
+    pub fn not_run() -> Self {
+        ChosenParams {
+            doc_k: 0,
+            query_k: 0,
+            clsr: (0.0, 0.0, 0.0),
+            lt_bm25: (0.0, 0.0),
+            hybrid_latent: String::new(),
+            linear_weight: 0.0,
+            source: "the pooled representation did not run".into(),
+        }
+    }
+}
+
+impl TokenReport {
+    fn markdown(&self, s: &mut String) {
+        let p = &self.params;
+        let _ = writeln!(s, "\n## Token-level latent terms\n");
+        let _ = writeln!(
+            s,
+            "TopK SAE over content-token hidden states: {} latents, k {} per token, inputs scaled by {:.4}; \
+             trained on {} token rows: {}. The corpus holds {} tokens; tf = summed activation / {:.4} \
+             (the corpus's mean non-zero activation).\n",
+            self.d_sae,
+            self.k,
+            self.input_scale,
+            self.training_rows,
+            self.training_corpus,
+            self.corpus_tokens,
+            self.mean_activation
+        );
+        let _ = writeln!(s, "| training NMSE | validation NMSE | dead latents |");
+        let _ = writeln!(s, "|---|---|---|");
+        let _ = writeln!(
+            s,
+            "| {:.4} | {} | {:.1}% |",
+            self.training_nmse,
+            fmt(self.validation_nmse),
+            100.0 * self.dead_fraction
+        );
+        let _ = writeln!(
+            s,
+            "\nParameters ({}): lt-tokens-bm25 k1 {}, b {}; lt-tokens-clsr k1 {}, b {}, k2 {}; \
+             hybrids fuse lexical BM25 with lt-tokens-bm25 (linear weight {}).",
+            p.source, p.bm25.0, p.bm25.1, p.clsr.0, p.clsr.1, p.clsr.2, p.linear_weight
+        );
+    }
 }
 
 /// Everything a run measured. Serialised as `results.json`.
@@ -110,6 +234,15 @@ pub struct Report {
     /// `latent-terms explain`) can reopen them without re-running anything.
     #[serde(default)]
     pub artifacts: Artifacts,
+    /// The token-level representation, when it ran.
+    #[serde(default)]
+    pub tokens: Option<TokenReport>,
+    /// Exact lexical BM25 query latency.
+    #[serde(default)]
+    pub lexical_latency: Latency,
+    /// Exact BM25 query latency over the pooled latent index, when it ran.
+    #[serde(default)]
+    pub pooled_latency: Option<Latency>,
 }
 
 /// Paths of a run's inputs and cached artefacts (absolute where the run could make them so).
@@ -129,6 +262,25 @@ pub struct Artifacts {
     pub lexical_index: String,
     /// Directory of the evaluated runs (`<method>.run`).
     pub runs: String,
+    /// The pooled representation's test queries as weighted latent queries (JSON lines
+    /// that `search`, `export` and `index bench` read).
+    #[serde(default)]
+    pub latent_queries: String,
+    /// The token-level SAE.
+    #[serde(default)]
+    pub token_sae: String,
+    /// The token-level latent-term index.
+    #[serde(default)]
+    pub token_index: String,
+    /// The token-level test queries as weighted latent queries.
+    #[serde(default)]
+    pub token_queries: String,
+    /// Token store of the corpus.
+    #[serde(default)]
+    pub corpus_tokens: String,
+    /// Token store of the queries.
+    #[serde(default)]
+    pub query_tokens: String,
 }
 
 const COLUMNS: [(&str, &str); 8] = [
@@ -181,68 +333,56 @@ impl Report {
             self.docs, self.queries, self.config.test_split
         );
         s.push_str(&self.table());
-        let p = &self.params;
-        let _ = writeln!(
-            s,
-            "\nParameters ({}): documents top-{} latents, queries top-{}; CL-SR k1 {}, b {}, k2 {}; \
-             lt-bm25 k1 {}, b {}; hybrids fuse lexical BM25 with `{}` (RRF k {}, linear weight {}).",
-            p.source,
-            p.doc_k,
-            p.query_k,
-            p.clsr.0,
-            p.clsr.1,
-            p.clsr.2,
-            p.lt_bm25.0,
-            p.lt_bm25.1,
-            p.hybrid_latent,
-            self.config.scoring.rrf_k,
-            p.linear_weight
-        );
-        let _ = writeln!(s, "\n## SAE\n");
-        let _ = writeln!(
-            s,
-            "{} {} latents, trained k {}, {} epochs on {} rows: {}.\n",
-            self.config.sae.kind,
-            self.d_sae,
-            self.config.sae.k,
-            self.config.sae.epochs,
-            self.sae_training_rows,
-            self.sae_training_corpus
-        );
-        let _ = writeln!(
-            s,
-            "| NMSE (corpus) | training NMSE | validation NMSE | dead latents | Spearman dense vs reconstructed |"
-        );
-        let _ = writeln!(s, "|---|---|---|---|---|");
-        let _ = writeln!(
-            s,
-            "| {:.4} | {:.4} | {} | {:.1}% | {} |",
-            self.nmse,
-            self.training_nmse,
-            fmt(self.validation_nmse),
-            100.0 * self.dead_fraction,
-            fmt(self.spearman_dense_vs_reconstructed)
-        );
+        if self.d_sae > 0 {
+            self.pooled_markdown(&mut s);
+        }
+        if let Some(t) = &self.tokens {
+            t.markdown(&mut s);
+        }
         let _ = writeln!(s, "\n## Efficiency\n");
         let _ = writeln!(
             s,
-            "| index | terms/doc | terms/query | vocabulary used | FLOPs | index bytes |"
+            "| index | terms/doc | terms/query | vocabulary used | postings / FLOPs | index bytes | top-10 ms | top-1000 ms |"
         );
-        let _ = writeln!(s, "|---|---|---|---|---|---|");
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+        if self.d_sae > 0 {
+            let l = self.pooled_latency.unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "| pooled latent terms | {:.1} | {:.1} | {} / {} | FLOPs {:.2} | {} | {:.3} | {:.3} |",
+                self.avg_latents_per_doc,
+                self.avg_latents_per_query,
+                self.latents_used,
+                self.d_sae,
+                self.flops,
+                self.index_bytes,
+                l.top10_ms,
+                l.top1000_ms
+            );
+        }
+        if let Some(t) = &self.tokens {
+            let _ = writeln!(
+                s,
+                "| token-level latent terms | {:.1} | {:.1} | {} / {} | {} postings, FLOPs {:.2} | {} | {:.3} | {:.3} |",
+                t.avg_latents_per_doc,
+                t.avg_latents_per_query,
+                t.latents_used,
+                t.d_sae,
+                t.postings,
+                t.flops,
+                t.index_bytes,
+                t.latency.top10_ms,
+                t.latency.top1000_ms
+            );
+        }
         let _ = writeln!(
             s,
-            "| latent terms | {:.1} | {:.1} | {} / {} | {:.2} | {} |",
-            self.avg_latents_per_doc,
-            self.avg_latents_per_query,
-            self.latents_used,
-            self.d_sae,
-            self.flops,
-            self.index_bytes
-        );
-        let _ = writeln!(
-            s,
-            "| lexical | – | – | {} | {:.2} | {} |",
-            self.zipf.lexical.terms_used, self.lexical_flops, self.lexical_index_bytes
+            "| lexical | – | – | {} | FLOPs {:.2} | {} | {:.3} | {:.3} |",
+            self.zipf.lexical.terms_used,
+            self.lexical_flops,
+            self.lexical_index_bytes,
+            self.lexical_latency.top10_ms,
+            self.lexical_latency.top1000_ms
         );
         let _ = writeln!(s, "\n## Zipf analysis\n");
         let _ = writeln!(s, "![document frequency by rank](zipf.png)\n");
@@ -293,6 +433,52 @@ impl Report {
             let _ = writeln!(s, "| {stage}{cached} | {secs:.1} |");
         }
         s
+    }
+
+    /// The pooled representation's parameters and SAE.
+    fn pooled_markdown(&self, s: &mut String) {
+        let p = &self.params;
+        let _ = writeln!(
+            s,
+            "\nParameters ({}): documents top-{} latents, queries top-{}; CL-SR k1 {}, b {}, k2 {}; \
+             lt-bm25 k1 {}, b {}; hybrids fuse lexical BM25 with `{}` (RRF k {}, linear weight {}).",
+            p.source,
+            p.doc_k,
+            p.query_k,
+            p.clsr.0,
+            p.clsr.1,
+            p.clsr.2,
+            p.lt_bm25.0,
+            p.lt_bm25.1,
+            p.hybrid_latent,
+            self.config.scoring.rrf_k,
+            p.linear_weight
+        );
+        let _ = writeln!(s, "\n## SAE\n");
+        let _ = writeln!(
+            s,
+            "{} {} latents, trained k {}, {} epochs on {} rows: {}.\n",
+            self.config.sae.kind,
+            self.d_sae,
+            self.config.sae.k,
+            self.config.sae.epochs,
+            self.sae_training_rows,
+            self.sae_training_corpus
+        );
+        let _ = writeln!(
+            s,
+            "| NMSE (corpus) | training NMSE | validation NMSE | dead latents | Spearman dense vs reconstructed |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|");
+        let _ = writeln!(
+            s,
+            "| {:.4} | {:.4} | {} | {:.1}% | {} |",
+            self.nmse,
+            self.training_nmse,
+            fmt(self.validation_nmse),
+            100.0 * self.dead_fraction,
+            fmt(self.spearman_dense_vs_reconstructed)
+        );
     }
 
     /// Writes `results.json` and `results.md` into `dir` (created if needed), atomically.
@@ -395,6 +581,9 @@ pub(crate) mod tests {
             config: PipelineConfig::default(),
             cache_keys: BTreeMap::new(),
             artifacts: Artifacts::default(),
+            tokens: None,
+            lexical_latency: Latency::default(),
+            pooled_latency: None,
         }
     }
 

@@ -123,6 +123,18 @@ pub(crate) fn mean(set: &TrainSet<'_>, idx: &[usize]) -> Vec<f32> {
         .collect()
 }
 
+/// Sum over the rows of their squared L2 norms (for the input scale).
+pub(crate) fn square_norm_total(set: &TrainSet<'_>, idx: &[usize]) -> f64 {
+    idx.iter()
+        .map(|&i| {
+            set.row(i)
+                .iter()
+                .map(|&x| f64::from(x) * f64::from(x))
+                .sum::<f64>()
+        })
+        .sum()
+}
+
 /// Mean squared distance of the rows to `centre` (the data variance when `centre` is the
 /// mean), the denominator of NMSE.
 pub(crate) fn spread(set: &TrainSet<'_>, idx: &[usize], centre: &[f32]) -> f64 {

@@ -100,17 +100,22 @@ pub(crate) fn sample_group(
 }
 
 /// The KL value and its gradient with respect to all `rows` reconstructions `[rows, d]`.
+///
+/// `x` and `x_hat` are in the SAE's units, `input_scale` times the caller's; the scores
+/// are the caller's dot products over τ (`x·x'/(c²τ)`), so τ keeps its meaning whatever the
+/// input scale.
 pub(crate) fn loss_and_grad(
     group: &Group,
     x: &Tensor<2>,
     x_hat: &Tensor<2>,
     cfg: &KldConfig,
+    input_scale: f32,
     rows: usize,
     device: &Device,
 ) -> Result<(f64, Tensor<2>)> {
     let d = x.dims()[1];
     let (s, q, n) = (group.start, group.queries, group.docs);
-    let tau = f64::from(cfg.temperature);
+    let tau = f64::from(cfg.temperature) * f64::from(input_scale).powi(2);
     let xq = x.clone().narrow(0, s, q);
     let xd = x.clone().narrow(0, s + q, n);
     let hq = x_hat.clone().narrow(0, s, q);

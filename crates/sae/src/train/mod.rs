@@ -32,7 +32,7 @@ pub use backend::Backend;
 pub use data::TrainSet;
 pub use kld::KldConfig;
 pub use memory::retain_freed_memory;
-pub use optim::{Decay, OptimConfig};
+pub use optim::{Decay, MAX_WARMUP_FRACTION, OptimConfig};
 
 use crate::encoder::{EncodeOptions, SaeEncoder};
 use crate::error::{Error, Result};
@@ -98,7 +98,20 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Record a history entry every this many steps.
     pub log_every: u64,
+    /// Scale every input row by one constant `c = sqrt(d_in / mean ‖x‖²)` (over the
+    /// training rows, validation rows excluded) so that the rows the SAE trains on have
+    /// mean squared norm `d_in` (SAELens' `normalize_activations =
+    /// "expected_average_only_in"`). For inputs that are not normalised, such as token
+    /// hidden states, whose norms would otherwise set the effective learning rate. `c` is
+    /// stored as the output's [`SaeConfig::input_scale`], which [`SaeEncoder`] applies, so
+    /// callers keep using their own units. Off by default (and in configurations saved
+    /// before it existed).
+    #[serde(default)]
+    pub input_scaling: bool,
 }
+
+/// Fewer total steps than this draws a warning from [`TrainConfig::warnings`].
+pub const MIN_STEPS: u64 = 200;
 
 impl TrainConfig {
     /// Defaults for a `kind` SAE with `d_sae` latents and `k` active.
@@ -116,7 +129,60 @@ impl TrainConfig {
             validation_fraction: 0.0,
             seed: 0,
             log_every: 10,
+            input_scaling: false,
         }
+    }
+
+    /// Rows trained on out of `rows` (the rest are held out for validation).
+    fn training_rows(&self, rows: usize) -> usize {
+        let held = (rows as f64 * self.validation_fraction) as usize;
+        rows.saturating_sub(held)
+    }
+
+    /// Steps per epoch over `train_rows` training rows: whole batches, at least one.
+    fn steps_per_epoch(&self, train_rows: usize) -> u64 {
+        if train_rows == 0 {
+            return 0;
+        }
+        (train_rows / self.batch_size.clamp(1, train_rows)).max(1) as u64
+    }
+
+    /// Total optimiser steps of a run over a set of `rows` rows (validation rows excluded,
+    /// whole batches per epoch, at least one per epoch), as [`Trainer::train`] runs it.
+    pub fn total_steps(&self, rows: usize) -> u64 {
+        self.steps_per_epoch(self.training_rows(rows)) * self.epochs as u64
+    }
+
+    /// Warnings about a run over `rows` rows that will probably train badly, for the
+    /// caller to print: fewer than [`MIN_STEPS`] total steps, or a batch larger than the
+    /// training rows. Empty when there is nothing to say.
+    ///
+    /// ```
+    /// use latent_terms_sae::{SaeKind, train::TrainConfig};
+    ///
+    /// let mut config = TrainConfig::new(SaeKind::TopK, 8192, 32);
+    /// config.epochs = 1;
+    /// config.batch_size = 2048;
+    /// assert!(config.warnings(1_200_000).is_empty()); // 585 steps
+    /// assert!(config.warnings(60_000)[0].contains("29 steps"));
+    /// ```
+    pub fn warnings(&self, rows: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        let train = self.training_rows(rows);
+        let total = self.total_steps(rows);
+        if total < MIN_STEPS {
+            out.push(format!(
+                "this run has {total} steps; the SAE needs more (at least {MIN_STEPS}): \
+                 raise epochs or lower batch_size"
+            ));
+        }
+        if self.batch_size > train {
+            out.push(format!(
+                "batch_size {} exceeds the {train} training rows; each step uses all of them",
+                self.batch_size
+            ));
+        }
+        out
     }
 
     fn check(&self, d_in: usize) -> Result<()> {
@@ -155,9 +221,10 @@ pub struct StepMetrics {
     pub lr: f64,
     /// Total loss (reconstruction + weighted AuxK + weighted KL).
     pub loss: f64,
-    /// Mean squared error per coordinate.
+    /// Mean squared error per coordinate, in the caller's units (divided by the squared
+    /// input scale when [`TrainConfig::input_scaling`] is on; `loss` is in the scaled units).
     pub mse: f64,
-    /// Squared error over the data's spread about its mean.
+    /// Squared error over the data's spread about its mean (scale-free).
     pub nmse: f64,
     /// Mean active latents per row.
     pub l0: f64,
@@ -229,7 +296,10 @@ struct Run<'a> {
     set: &'a TrainSet<'a>,
     train_rows: Vec<usize>,
     validation_rows: Vec<usize>,
+    /// Spread of the training rows in the caller's units.
     spread: f64,
+    /// Input scale the SAE trains with (1 without input scaling).
+    scale: f32,
     steps_per_epoch: u64,
     total_steps: u64,
 }
@@ -283,8 +353,10 @@ impl Trainer {
         checkpoint: &Path,
         observe: &mut dyn FnMut(&StepMetrics),
     ) -> Result<TrainOutcome> {
-        let run = self.plan(set)?;
+        let mut run = self.plan(set)?;
         let weights = SaeWeights::load(checkpoint)?;
+        // The checkpoint's units are the ones its weights were trained in.
+        run.scale = weights.config.input_scale.unwrap_or(1.0);
         let state = TrainState::load(&state::state_path(checkpoint), &weights)?;
         let saved: TrainConfig = serde_json::from_value(
             weights
@@ -323,17 +395,23 @@ impl Trainer {
             ));
         }
         let mut order = data::epoch_order(set.len(), c.seed, u64::MAX);
-        let held = (set.len() as f64 * c.validation_fraction) as usize;
-        let validation_rows = order.split_off(set.len() - held);
+        let validation_rows = order.split_off(c.training_rows(set.len()));
         let train_rows = order;
         let centre = data::mean(set, &train_rows);
         let spread = data::spread(set, &train_rows, &centre);
-        let steps_per_epoch = (train_rows.len() / c.batch_size.min(train_rows.len())).max(1) as u64;
+        let scale = if c.input_scaling {
+            let total = data::square_norm_total(set, &train_rows);
+            crate::scale::scale_for(total, train_rows.len(), set.dim())
+        } else {
+            1.0
+        };
+        let steps_per_epoch = c.steps_per_epoch(train_rows.len());
         Ok(Run {
             set,
             train_rows,
             validation_rows,
             spread: spread.max(1e-12),
+            scale,
             steps_per_epoch,
             total_steps: steps_per_epoch * c.epochs as u64,
         })
@@ -356,12 +434,17 @@ impl Trainer {
             }
         }
         let sample: Vec<usize> = run.train_rows.iter().copied().take(20_000).collect();
-        let b_dec = match c.bias_init {
+        // Both are equivariant under scaling: computed on the caller's rows, then scaled.
+        let mut b_dec = match c.bias_init {
             BiasInit::Mean => data::mean(run.set, &sample),
             BiasInit::GeometricMedian => data::geometric_median(run.set, &sample, 30),
         };
+        b_dec.iter_mut().for_each(|v| *v *= run.scale);
         let mut config =
             SaeConfig::new(c.kind, d, m, c.k).unwrap_or_else(|_| unreachable!("checked in plan"));
+        if c.input_scaling {
+            config.set_input_scale(Some(run.scale));
+        }
         config
             .metadata
             .insert("train".into(), serde_json::to_value(c).unwrap_or_default());
@@ -484,7 +567,12 @@ impl Trainer {
         let c = &self.config;
         let dev = &self.device;
         let (d, m, r) = (run.set.dim(), c.d_sae, rows.len());
-        let x = Tensor::<2>::from_data(TensorData::new(run.set.gather(rows), [r, d]), dev);
+        // Only the batch is scaled, never a copy of the whole training set.
+        let mut x_host = run.set.gather(rows);
+        if run.scale != 1.0 {
+            x_host.iter_mut().for_each(|v| *v *= run.scale);
+        }
+        let x = Tensor::<2>::from_data(TensorData::new(x_host, [r, d]), dev);
         let (pre, centred) = step::pre_activations(params, &x);
         let pre_host = read(pre)?;
         let dead = state.dead_mask(c.aux.dead_after_steps);
@@ -514,7 +602,7 @@ impl Trainer {
         let mut loss = se / r as f64;
         let mut kld_value = 0.0;
         if let Some(group) = group {
-            let (value, g_kld) = kld::loss_and_grad(group, &x, &x_hat, &c.kld, r, dev)?;
+            let (value, g_kld) = kld::loss_and_grad(group, &x, &x_hat, &c.kld, run.scale, r, dev)?;
             kld_value = value;
             loss += f64::from(c.kld.coef) * value;
             g = g + g_kld;
@@ -568,10 +656,12 @@ impl Trainer {
             w_dec,
             b_dec,
         };
+        // `se` is in scaled units; the spread in the caller's.
+        let squared_scale = f64::from(run.scale).powi(2);
         let metrics = StepMetrics {
             loss,
-            mse: se / (r * d) as f64,
-            nmse: se / r as f64 / run.spread,
+            mse: se / squared_scale / (r * d) as f64,
+            nmse: se / squared_scale / r as f64 / run.spread,
             l0: main.len() as f64 / r as f64,
             dead_fraction: n_dead as f64 / m as f64,
             aux_loss,
@@ -712,6 +802,8 @@ mod tests {
             .train(&set, &mut |_| {})
             .unwrap();
         let w = &out.weights;
+        assert_eq!(w.config.input_scale, None);
+        assert_eq!(w.config.normalize_activations, "none");
         let dev = backend.device().unwrap();
         let params = to_device(w, &dev);
         let x = Tensor::<2>::from_data(TensorData::new(data.clone(), [500, 16]), &dev);
@@ -756,12 +848,131 @@ mod tests {
         }
     }
 
+    /// Input scaling: `c` over the training rows is stored; the summary's NMSE is the
+    /// NMSE measured in the scaled units; the run does not depend on the data's units.
+    #[test]
+    fn input_scaling_is_stored_and_unit_free() {
+        let (n, d) = (640, 16);
+        let data = rows(n, d, 5);
+        // A power of two, so the scaled rows the two runs train on are bit-identical.
+        let big: Vec<f32> = data.iter().map(|v| v * 64.0).collect();
+        let backend = Backend::default_cpu().unwrap();
+        let mut config = small(SaeKind::TopK);
+        config.input_scaling = true;
+        config.validation_fraction = 0.1;
+        let train = |rows: &[f32]| {
+            let set = TrainSet::new(rows, d).unwrap();
+            let mut lrs = Vec::new();
+            let out = Trainer::new(config.clone(), backend)
+                .unwrap()
+                .train(&set, &mut |m| lrs.push(m.lr))
+                .unwrap();
+            (out, lrs)
+        };
+        let (a, lrs) = train(&data);
+        let (b, _) = train(&big);
+
+        // c is over the training rows, validation rows excluded.
+        let order = data::epoch_order(n, config.seed, u64::MAX);
+        let train_idx = &order[..config.training_rows(n)];
+        let set = TrainSet::new(&data, d).unwrap();
+        let train_rows = set.gather(train_idx);
+        let c = a.weights.config.input_scale.unwrap();
+        let want = crate::mean_square_norm_scale(&train_rows, d);
+        assert!((c - want).abs() <= 1e-6 * want, "{c} vs {want}");
+        assert_eq!(
+            a.weights.config.normalize_activations,
+            "expected_average_only_in"
+        );
+        let cb = b.weights.config.input_scale.unwrap();
+        assert!((c / cb - 64.0).abs() < 1e-4, "{c} / {cb}");
+
+        // The summary's NMSE (caller's units) equals the NMSE in the scaled units, measured
+        // with the same weights as an unscaled SAE fed scaled rows.
+        let scaled_rows: Vec<f32> = train_rows.iter().map(|v| v * c).collect();
+        let mut unscaled = a.weights.clone();
+        unscaled.config.set_input_scale(None);
+        let sae = SaeEncoder::new(unscaled).unwrap();
+        let codes = sae
+            .encode(&scaled_rows, &EncodeOptions::top_k(config.k))
+            .unwrap();
+        let back = sae.decode(&codes);
+        let se: f64 = scaled_rows
+            .iter()
+            .zip(&back)
+            .map(|(x, y)| f64::from(x - y).powi(2))
+            .sum();
+        let scaled_set = TrainSet::new(&scaled_rows, d).unwrap();
+        let all: Vec<usize> = (0..train_idx.len()).collect();
+        let centre = data::mean(&scaled_set, &all);
+        let spread = data::spread(&scaled_set, &all, &centre);
+        let nmse_scaled = se / train_idx.len() as f64 / spread;
+        let nmse = a.summary.nmse;
+        assert!(
+            (nmse - nmse_scaled).abs() <= 1e-4 * nmse,
+            "{nmse} vs {nmse_scaled}"
+        );
+        assert!(a.summary.validation_nmse.is_some());
+
+        // Same run in both units: NMSE equal, MSE in the caller's units.
+        let nb = b.summary.nmse;
+        assert!((nmse - nb).abs() <= 1e-4 * nmse, "{nmse} vs {nb}");
+        let ratio = b.summary.mse / a.summary.mse;
+        assert!((ratio - 4096.0).abs() < 0.5, "{ratio}");
+        let (la, lb) = (a.history.last().unwrap(), b.history.last().unwrap());
+        assert!((la.nmse - lb.nmse).abs() <= 1e-4 * la.nmse.max(1e-9));
+        assert!((lb.mse / la.mse - 4096.0).abs() < 0.5);
+        for (x, y) in a.weights.w_dec.iter().zip(&b.weights.w_dec) {
+            assert!((x - y).abs() < 1e-4, "{x} vs {y}");
+        }
+
+        // The schedule the trainer used: capped warm-up, peak reached, then decay.
+        assert_eq!(lrs.len() as u64, config.total_steps(n));
+        let peak = lrs
+            .iter()
+            .position(|&lr| (lr - config.optim.lr).abs() <= 1e-12 * config.optim.lr)
+            .unwrap();
+        assert!(peak < lrs.len() / 2, "{lrs:?}");
+        assert!(lrs.last().unwrap() < &config.optim.lr);
+    }
+
+    #[test]
+    fn short_runs_draw_a_warning() {
+        let mut c = TrainConfig::new(SaeKind::TopK, 8192, 32);
+        c.batch_size = 2048;
+        c.epochs = 1;
+        assert_eq!(c.total_steps(1_200_000), 585);
+        assert!(c.warnings(1_200_000).is_empty());
+        let w = c.warnings(60_000);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("has 29 steps") && w[0].contains("raise epochs"));
+        c.epochs = 7;
+        assert_eq!(c.total_steps(60_000), 203);
+        assert!(c.warnings(60_000).is_empty());
+        c.validation_fraction = 0.2;
+        assert_eq!(c.total_steps(1_000), 7);
+        assert_eq!(c.warnings(1_000).len(), 2);
+        assert_eq!(c.total_steps(0), 0);
+        assert!(!c.warnings(0).is_empty());
+    }
+
+    #[test]
+    fn saved_train_configs_without_input_scaling_still_parse() {
+        let c = small(SaeKind::TopK);
+        let mut v = serde_json::to_value(&c).unwrap();
+        v.as_object_mut().unwrap().remove("input_scaling");
+        let back: TrainConfig = serde_json::from_value(v).unwrap();
+        assert_eq!(back, c);
+    }
+
     #[test]
     fn resuming_continues_the_same_run() {
         let data = rows(640, 8, 2);
         let set = TrainSet::new(&data, 8).unwrap();
         let backend = Backend::default_cpu().unwrap();
-        let config = small(SaeKind::BatchTopK);
+        let mut config = small(SaeKind::BatchTopK);
+        // Resuming keeps the checkpoint's input scale (here c = sqrt(3), rows in [-1, 1)).
+        config.input_scaling = true;
         let straight = Trainer::new(config.clone(), backend)
             .unwrap()
             .train(&set, &mut |_| {})
@@ -789,6 +1000,11 @@ mod tests {
             resumed.weights.config.threshold,
             straight.weights.config.threshold
         );
+        assert_eq!(
+            resumed.weights.config.input_scale,
+            straight.weights.config.input_scale
+        );
+        assert!(straight.weights.config.input_scale.is_some());
         for (a, b) in resumed.weights.w_dec.iter().zip(&straight.weights.w_dec) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }

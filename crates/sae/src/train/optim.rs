@@ -1,5 +1,8 @@
 //! AdamW with linear warm-up then cosine or linear decay, and global-norm clipping.
 //!
+//! The warm-up lasts `warmup_steps`, but never more than [`MAX_WARMUP_FRACTION`] of the
+//! run's steps, so a short run still reaches its peak rate and decays.
+//!
 //! Written over burn tensors rather than through `burn::optim` because the trainer computes
 //! its gradients analytically (to exploit the sparsity of the code, see `step.rs`) and
 //! edits them (decoder projection) before the update; `burn::optim` expects gradients from
@@ -20,12 +23,17 @@ pub enum Decay {
     Constant,
 }
 
+/// The largest share of a run's steps the warm-up may take: a run of `total` steps warms
+/// up for `min(warmup_steps, ⌊0.1·total⌋)` steps.
+pub const MAX_WARMUP_FRACTION: f64 = 0.1;
+
 /// Optimiser settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OptimConfig {
     /// Peak learning rate.
     pub lr: f64,
-    /// Linear warm-up steps from 0 to the peak.
+    /// Linear warm-up steps from 0 to the peak, capped at [`MAX_WARMUP_FRACTION`] of the
+    /// run's total steps (see [`OptimConfig::effective_warmup`]).
     pub warmup_steps: u64,
     /// Decay after warm-up.
     pub decay: Decay,
@@ -60,13 +68,31 @@ impl Default for OptimConfig {
 }
 
 impl OptimConfig {
-    /// The learning rate at `step` (0-based) of `total` steps.
+    /// The warm-up steps of a run of `total` steps: `warmup_steps`, capped at
+    /// [`MAX_WARMUP_FRACTION`] of `total` (rounded down), so that the warm-up of a short
+    /// run cannot outlast it.
+    ///
+    /// ```
+    /// use latent_terms_sae::train::OptimConfig;
+    ///
+    /// let optim = OptimConfig { warmup_steps: 100, ..OptimConfig::default() };
+    /// assert_eq!(optim.effective_warmup(30), 3);
+    /// assert_eq!(optim.effective_warmup(5_000), 100);
+    /// ```
+    pub fn effective_warmup(&self, total: u64) -> u64 {
+        let cap = (total as f64 * MAX_WARMUP_FRACTION).floor() as u64;
+        self.warmup_steps.min(cap)
+    }
+
+    /// The learning rate at `step` (0-based) of `total` steps: linear warm-up over
+    /// [`OptimConfig::effective_warmup`] steps to `lr`, then the decay.
     pub fn lr_at(&self, step: u64, total: u64) -> f64 {
-        if step < self.warmup_steps {
-            return self.lr * (step + 1) as f64 / self.warmup_steps as f64;
+        let warmup = self.effective_warmup(total);
+        if step < warmup {
+            return self.lr * (step + 1) as f64 / warmup as f64;
         }
-        let span = total.saturating_sub(self.warmup_steps).max(1) as f64;
-        let t = ((step - self.warmup_steps) as f64 / span).min(1.0);
+        let span = total.saturating_sub(warmup).max(1) as f64;
+        let t = ((step - warmup) as f64 / span).min(1.0);
         let floor = self.lr * self.min_lr_fraction;
         match self.decay {
             Decay::Constant => self.lr,
@@ -145,5 +171,23 @@ mod tests {
             ..cfg.clone()
         };
         assert!((lin.lr_at(55, 100) - (end + (cfg.lr - end) * 0.5)).abs() < 1e-9);
+    }
+
+    /// With the default 100-step warm-up, a 30-step run still reaches the peak rate
+    /// (after ⌊0.1·30⌋ = 3 steps) and then decays to the end.
+    #[test]
+    fn a_short_run_reaches_its_peak_and_decays() {
+        let cfg = OptimConfig::default();
+        assert!(cfg.warmup_steps >= 30);
+        let lrs: Vec<f64> = (0..30).map(|s| cfg.lr_at(s, 30)).collect();
+        let peak = lrs.iter().position(|&lr| (lr - cfg.lr).abs() < 1e-15);
+        assert_eq!(peak, Some(2), "{lrs:?}");
+        assert!(lrs[..3].windows(2).all(|w| w[0] < w[1]), "{lrs:?}");
+        assert!(lrs[3..].windows(2).all(|w| w[1] < w[0]), "{lrs:?}");
+        assert!(lrs[29] < 0.1 * cfg.lr, "{lrs:?}");
+        // Long runs keep the configured warm-up; tiny ones start at the peak.
+        assert_eq!(cfg.effective_warmup(10_000), 100);
+        assert_eq!(cfg.effective_warmup(9), 0);
+        assert!((cfg.lr_at(0, 9) - cfg.lr).abs() < 1e-15);
     }
 }

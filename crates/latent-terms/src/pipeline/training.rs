@@ -1,0 +1,118 @@
+//! SAE training shared by both representations, and the summary cached beside an SAE.
+
+use std::path::Path;
+
+use latent_terms_sae::SaeWeights;
+use serde::{Deserialize, Serialize};
+
+use super::Progress;
+use super::config::SaeSettings;
+#[cfg(not(any(feature = "flex", feature = "ndarray", feature = "cuda")))]
+use crate::error::Error;
+use crate::error::Result;
+
+/// What the SAE stage leaves in the cache beside the weights.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct SaeSummary {
+    pub(crate) training_nmse: f64,
+    pub(crate) validation_nmse: Option<f64>,
+    pub(crate) dead_fraction: f64,
+    pub(crate) rows: usize,
+    pub(crate) corpus: String,
+}
+
+/// The summary of an SAE trained elsewhere, from the `<stem>.log.json` that
+/// `latent-terms sae train` writes beside it (NaN where there is no log).
+pub(crate) fn given_sae_summary(sae: &Path) -> SaeSummary {
+    let stem = sae
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let log: Option<serde_json::Value> =
+        std::fs::read(sae.with_file_name(format!("{stem}.log.json")))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+    let get = |k: &str| log.as_ref().and_then(|l| l["summary"][k].as_f64());
+    let stores: Vec<String> = log
+        .as_ref()
+        .and_then(|l| l["embeddings"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    SaeSummary {
+        training_nmse: get("nmse").unwrap_or(f64::NAN),
+        validation_nmse: get("validation_nmse"),
+        dead_fraction: get("dead_fraction").unwrap_or(f64::NAN),
+        rows: log.as_ref().and_then(|l| l["rows"].as_u64()).unwrap_or(0) as usize,
+        corpus: if stores.is_empty() {
+            format!("given SAE {}", sae.display())
+        } else {
+            format!(
+                "given SAE {}, trained on {}",
+                sae.display(),
+                stores.join(" + ")
+            )
+        },
+    }
+}
+
+#[cfg(any(feature = "flex", feature = "ndarray", feature = "cuda"))]
+pub(crate) fn train_sae(
+    rows: &[f32],
+    dim: usize,
+    s: &SaeSettings,
+    input_scaling: bool,
+    progress: &dyn Progress,
+) -> Result<(SaeWeights, f64, Option<f64>, f64)> {
+    use latent_terms_sae::train::{Backend, TrainConfig, TrainSet, Trainer};
+    let kind: latent_terms_sae::SaeKind = s.kind.parse()?;
+    let n = rows.len() / dim.max(1);
+    let mut tc = TrainConfig::new(kind, s.d_sae, s.k);
+    tc.epochs = s.epochs;
+    tc.batch_size = s.batch_size.min(n.max(1));
+    tc.optim.lr = s.lr;
+    tc.aux.coef = s.aux_coef;
+    tc.validation_fraction = s.validation_fraction;
+    tc.seed = s.seed;
+    tc.input_scaling = input_scaling;
+    if let Some(w) = s.warmup_steps {
+        tc.optim.warmup_steps = w;
+    }
+    for warning in tc.warnings(n) {
+        progress.note(&format!("warning: {warning}"));
+    }
+    let set = TrainSet::new(rows, dim)?;
+    let trainer = Trainer::new(tc, Backend::default_cpu()?)?;
+    let mut started = false;
+    let mut last = 0;
+    let outcome = trainer.train(&set, &mut |m| {
+        if !started {
+            progress.begin("SAE training (steps)", Some(m.total_steps));
+            started = true;
+        }
+        progress.advance(m.step.saturating_sub(last));
+        last = m.step;
+    })?;
+    progress.end();
+    let sm = outcome.summary;
+    Ok((
+        outcome.weights,
+        sm.nmse,
+        sm.validation_nmse,
+        sm.dead_fraction,
+    ))
+}
+
+#[cfg(not(any(feature = "flex", feature = "ndarray", feature = "cuda")))]
+pub(crate) fn train_sae(
+    _: &[f32],
+    _: usize,
+    _: &SaeSettings,
+    _: bool,
+    _: &dyn Progress,
+) -> Result<(SaeWeights, f64, Option<f64>, f64)> {
+    Err(Error::Invalid(
+        "this build has no SAE training backend; enable the flex, ndarray or cuda feature".into(),
+    ))
+}
