@@ -7,8 +7,11 @@ Each argument is a report directory holding results.json.
 import json
 import sys
 
-METHODS = ["bm25", "dense", "dense-reconstructed", "lt-bm25", "clsr", "clsr-dot",
-           "hybrid-rrf", "hybrid-linear", "rrf-bm25-dense"]
+POOLED = ["bm25", "dense", "dense-reconstructed", "lt-bm25", "clsr", "clsr-dot",
+          "hybrid-rrf", "hybrid-linear", "rrf-bm25-dense"]
+TOKENS = ["bm25", "dense", "lt-tokens-bm25", "lt-tokens-clsr", "rrf-bm25-dense",
+          "hybrid-tokens-rrf", "hybrid-tokens-linear"]
+METHODS = POOLED
 
 
 def load(path):
@@ -34,8 +37,38 @@ def table(reports, key, title):
         print(f"| {r['dataset']} | " + " | ".join(cells) + " |")
 
 
+def token_tables(reports):
+    """The token representation's SAE, sparsity and efficiency beside lexical BM25."""
+    print("\nToken SAE, sparsity and efficiency (exact BM25 latency, ms per query, single thread)\n")
+    print("| collection | docs | corpus tokens | SAE training rows | training NMSE | validation NMSE "
+          "| dead | latents/doc | latents/query | postings | index bytes (lexical) | FLOPs (lexical) "
+          "| top-10 ms (lexical) | top-1000 ms (lexical) | params |")
+    print("|---" * 15 + "|")
+    for r in reports:
+        t = r["tokens"]
+        lat, lex = t["latency"], r.get("lexical_latency") or {"top10_ms": 0, "top1000_ms": 0}
+        v = t.get("validation_nmse")
+        p = t["params"]
+        print(f"| {r['dataset']} | {r['docs']} | {t['corpus_tokens']:,} | {t['training_rows']:,} | "
+              f"{t['training_nmse']:.3f} | {'%.3f' % v if v is not None else '–'} | {100 * t['dead_fraction']:.1f}% | "
+              f"{t['avg_latents_per_doc']:.0f} | {t['avg_latents_per_query']:.0f} | {t['postings']:,} | "
+              f"{t['index_bytes']:,} ({r['lexical_index_bytes']:,}) | {t['flops']:.1f} ({r['lexical_flops']:.2f}) | "
+              f"{lat['top10_ms']:.2f} ({lex['top10_ms']:.2f}) | {lat['top1000_ms']:.2f} ({lex['top1000_ms']:.2f}) | "
+              f"BM25 {tuple(round(x, 2) for x in p['bm25'])}, CL-SR {tuple(round(x, 2) for x in p['clsr'])}, "
+              f"w {p['linear_weight']}: {p['source'].split('(')[0].strip()} |")
+
+
 def main():
+    global METHODS
     reports = [load(p) for p in sys.argv[1:]]
+    if all(r.get("tokens") and not r.get("d_sae") for r in reports):
+        METHODS = TOKENS
+        table(reports, "ndcg_cut_10", "nDCG@10 (best per collection in bold)")
+        table(reports, "recip_rank@10", "MRR@10")
+        table(reports, "recall_10", "Recall@10")
+        table(reports, "recall_100", "Recall@100")
+        token_tables(reports)
+        return
     table(reports, "ndcg_cut_10", "nDCG@10 (best per collection in bold)")
     table(reports, "recip_rank@10", "MRR@10")
     table(reports, "recall_100", "Recall@100")

@@ -114,6 +114,9 @@ impl PipelineConfig {
             if t.k.is_some_and(|k| k == 0 || k > t.sae.d_sae) {
                 return bad("tokens.k must be in 1..=tokens.sae.d_sae".into());
             }
+            if t.stop_df.is_some_and(|f| !(f > 0.0 && f <= 1.0)) {
+                return bad("tokens.stop_df must be in (0, 1]".into());
+            }
             if t.max_training_tokens == 0 || t.tokens_per_text == Some(0) {
                 return bad(
                     "tokens: max_training_tokens and tokens_per_text must be positive".into(),
@@ -299,6 +302,9 @@ pub struct TokenSettings {
     pub tf: crate::bag::TokenTf,
     /// Query weights: `tf` (the query's own term frequencies) or `binary`.
     pub query_weights: crate::bag::QueryWeights,
+    /// Stop latents: a latent in more than this fraction of the documents is left out
+    /// of documents and queries (the Zipf head; `None`: keep all).
+    pub stop_df: Option<f64>,
     /// BM25 k1 of `lt-tokens-bm25` when nothing is tuned.
     pub bm25_k1: f32,
     /// BM25 b of `lt-tokens-bm25` when nothing is tuned.
@@ -337,6 +343,7 @@ impl Default for TokenSettings {
             k: None,
             tf: crate::bag::TokenTf::Activation,
             query_weights: crate::bag::QueryWeights::Tf,
+            stop_df: None,
             bm25_k1: 1.2,
             bm25_b: 0.75,
             tune_bm25_k1: vec![0.9, 1.2, 1.5],

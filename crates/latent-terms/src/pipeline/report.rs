@@ -105,6 +105,9 @@ pub struct TokenReport {
     pub corpus_tokens: usize,
     /// The corpus's mean non-zero token activation (activation tf is divided by it).
     pub mean_activation: f64,
+    /// Latents left out as stop latents (`tokens.stop_df`).
+    #[serde(default)]
+    pub stop_latents: usize,
     /// Unique latents per document.
     pub avg_latents_per_doc: f64,
     /// Unique latents per evaluated query.

@@ -198,9 +198,10 @@ pub(crate) fn train(
     let n = sample.rows.len() / sample.dim.max(1);
     if n < t.min_training_tokens {
         progress.note(&format!(
-            "warning: only {n} token rows to train the token SAE on (fewer than {}); \
-             add text with --train-extra (e.g. another collection's token store or \
-             ../shared/data/extra-queries) for a better vocabulary",
+            "warning: only {n} token rows to train the token SAE on (fewer than {}): its \
+             vocabulary will be poor. Add text: token stores of other collections \
+             (`latent-terms encode --dataset D --out D.safetensors --tokens`, then \
+             `--train-extra-tokens D.tokens`), or a trained token SAE (`--token-sae`)",
             t.min_training_tokens
         ));
     }
@@ -429,6 +430,51 @@ pub(crate) fn bags(
         bags: raw,
         mean_activation,
     })
+}
+
+/// What the token index stage keeps beside the index.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct IndexMeta {
+    /// The corpus's mean non-zero activation (queries' tf is divided by it too).
+    mean_activation: f64,
+    /// Latents left out of documents and queries (`tokens.stop_df`), sorted.
+    stop_latents: Vec<u32>,
+}
+
+/// Latents in more than `fraction` of the bags (the Zipf head: "stop latents"), sorted.
+pub(crate) fn stop_latents(bags: &[SparseCode], fraction: f64) -> Vec<u32> {
+    let mut df: HashMap<u32, usize> = HashMap::new();
+    for bag in bags {
+        for &l in &bag.indices {
+            *df.entry(l).or_default() += 1;
+        }
+    }
+    let limit = fraction * bags.len() as f64;
+    let mut stop: Vec<u32> = df
+        .into_iter()
+        .filter(|&(_, n)| n as f64 > limit)
+        .map(|(l, _)| l)
+        .collect();
+    stop.sort_unstable();
+    stop
+}
+
+/// Removes the sorted `latents` from every bag.
+pub(crate) fn remove_latents(bags: &mut [SparseCode], latents: &[u32]) {
+    if latents.is_empty() {
+        return;
+    }
+    for bag in bags {
+        let keep: Vec<bool> = bag
+            .indices
+            .iter()
+            .map(|l| latents.binary_search(l).is_err())
+            .collect();
+        let mut k = keep.iter();
+        bag.indices.retain(|_| *k.next().unwrap_or(&true));
+        let mut k = keep.iter();
+        bag.values.retain(|_| *k.next().unwrap_or(&true));
+    }
 }
 
 /// A bag as a query, weighted as the settings say.
@@ -665,26 +711,39 @@ pub(crate) fn run(
         .unwrap_or_else(|| cache.join(format!("token-sae-{}.safetensors", sae.key)));
     let bags_key = CacheKey::new("token-bags")
         .key(&sae.key)
-        .str(&serde_json::to_string(&(t.k, t.tf, t.query_weights)).unwrap_or_default())
+        .str(&serde_json::to_string(&(t.k, t.tf, t.query_weights, t.stop_df)).unwrap_or_default())
         .finish();
     let runs_dir = cache.join(format!("token-runs-{bags_key}"));
     std::fs::create_dir_all(&runs_dir).map_err(|e| Error::io(&runs_dir, e))?;
     let index_path = runs_dir.join("token.idx");
-    let mean_path = runs_dir.join("mean-activation.json");
-    let (index, mean_activation) = clock.time("token_index", |cached| {
+    let meta_path = runs_dir.join("token-index.json");
+    let (index, meta) = clock.time("token_index", |cached| {
         if index_path.is_file()
-            && let Ok(text) = std::fs::read_to_string(&mean_path)
-            && let Ok(mean) = serde_json::from_str::<f64>(&text)
+            && let Ok(text) = std::fs::read_to_string(&meta_path)
+            && let Ok(meta) = serde_json::from_str::<IndexMeta>(&text)
         {
             *cached = true;
-            return Ok((LatentIndex::from_index(Index::open(&index_path)?), mean));
+            return Ok((LatentIndex::from_index(Index::open(&index_path)?), meta));
         }
-        let docs = bags(&sae.encoder, &stores.corpus, None, t, None, progress)?;
+        let mut docs = bags(&sae.encoder, &stores.corpus, None, t, None, progress)?;
+        let stop_latents = match t.stop_df {
+            Some(fraction) => stop_latents(&docs.bags, fraction),
+            None => Vec::new(),
+        };
+        remove_latents(&mut docs.bags, &stop_latents);
         let index = LatentIndex::build(&docs.ids, &docs.bags, None)?;
         index.index().save(&index_path)?;
-        write_atomic(&mean_path, docs.mean_activation.to_string().as_bytes())?;
-        Ok((index, docs.mean_activation))
+        let meta = IndexMeta {
+            mean_activation: docs.mean_activation,
+            stop_latents,
+        };
+        write_atomic(
+            &meta_path,
+            serde_json::to_string(&meta).unwrap_or_default().as_bytes(),
+        )?;
+        Ok((index, meta))
     })?;
+    let mean_activation = meta.mean_activation;
     let wanted: std::collections::HashSet<&str> = ctx
         .test_ids
         .iter()
@@ -701,6 +760,8 @@ pub(crate) fn run(
             progress,
         )
     })?;
+    let mut query_bags = query_bags;
+    remove_latents(&mut query_bags.bags, &meta.stop_latents);
     let by_id = positions(&query_bags.ids);
     let queries_of = |ids: &[String]| -> Result<Vec<(String, Query)>> {
         ids.iter()
@@ -769,6 +830,7 @@ pub(crate) fn run(
         training_corpus: sae.summary.corpus.clone(),
         corpus_tokens,
         mean_activation,
+        stop_latents: meta.stop_latents.len(),
         avg_latents_per_doc: stats.avg_terms_per_doc,
         avg_latents_per_query: average_len(&query_vectors),
         postings: stats.num_postings,
@@ -794,5 +856,26 @@ pub(crate) fn average_len(queries: &[Query]) -> f64 {
         0.0
     } else {
         queries.iter().map(Query::len).sum::<usize>() as f64 / queries.len() as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_latents_are_the_ones_in_too_many_documents_and_are_removed() {
+        let mut bags = vec![
+            SparseCode::from_pairs(&[(1, 1.0), (2, 2.0), (3, 1.0)]),
+            SparseCode::from_pairs(&[(1, 1.0), (3, 0.5)]),
+            SparseCode::from_pairs(&[(1, 4.0), (4, 1.0)]),
+        ];
+        // Latent 1 is in 3/3 documents, latent 3 in 2/3.
+        assert_eq!(stop_latents(&bags, 0.9), vec![1]);
+        assert_eq!(stop_latents(&bags, 0.5), vec![1, 3]);
+        remove_latents(&mut bags, &[1, 3]);
+        assert_eq!(bags[0], SparseCode::from_pairs(&[(2, 2.0)]));
+        assert!(bags[1].is_empty());
+        assert_eq!(bags[2], SparseCode::from_pairs(&[(4, 1.0)]));
     }
 }
