@@ -17,8 +17,12 @@ use latent_terms::interpret::intrusion::{
     CentroidJudge, IntrusionOptions, Judge, LexicalJudge, intrusion_items, random_items,
     run_intrusion,
 };
+use latent_terms::interpret::snippet;
 use latent_terms::interpret::steer::{
     Edit, SteeringConfig, edit_code, edit_query, steer_embedding, steering_experiment,
+};
+use latent_terms::interpret::tokens::{
+    CardOptions as TokenCardOptions, TokenCard, TokenRun, WordHit,
 };
 use latent_terms::pipeline::{LatentIndex, code_to_query, write_atomic};
 use latent_terms::sae::{EncodeOptions, SaeEncoder, SparseCode};
@@ -37,9 +41,17 @@ pub(crate) struct CardsArgs {
     /// Only these latents (comma-separated); default every latent with a document.
     #[arg(long, value_delimiter = ',')]
     latents: Vec<u32>,
-    /// Top-activating documents per card.
-    #[arg(long, default_value_t = 10)]
-    top: usize,
+    /// Top-activating documents per card (default 10), or words with --tokens (default 20).
+    #[arg(long)]
+    top: Option<usize>,
+    /// Cards of the token-level SAE (`run --representation tokens|both`): each latent's
+    /// top-activating words highlighted in their sentences, and its class (lexical,
+    /// narrow or broad; docs/interpretability.md).
+    #[arg(long)]
+    tokens: bool,
+    /// Words of context on each side of a highlighted word (with --tokens).
+    #[arg(long, default_value_t = 12)]
+    window: usize,
     /// Descriptions file (JSON keyed by latent id) that replaces the keyword descriptions.
     #[arg(long)]
     descriptions: Option<PathBuf>,
@@ -75,10 +87,13 @@ fn described_cards(
 }
 
 pub(crate) fn cards_cmd(args: &CardsArgs) -> CliResult {
+    if args.tokens {
+        return token_cards_cmd(args);
+    }
     let c = Collection::open(&args.report)?;
     let imported = load_descriptions(args.descriptions.as_deref())?;
     let options = CardOptions {
-        top: args.top,
+        top: args.top.unwrap_or(10),
         latents: (!args.latents.is_empty()).then(|| args.latents.clone()),
     };
     let list = described_cards(&c, &options, imported.as_ref())?;
@@ -118,6 +133,44 @@ pub(crate) fn cards_cmd(args: &CardsArgs) -> CliResult {
     Ok(())
 }
 
+/// `cards --tokens`: token cards of every latent that fires, as JSON, with the class
+/// counts; prints the class line and the ten latents that fire most.
+fn token_cards_cmd(args: &CardsArgs) -> CliResult {
+    let run = TokenRun::open(&args.report)?;
+    let options = TokenCardOptions {
+        window: args.window,
+        ..TokenCardOptions::default()
+    };
+    let mut set = run.cards(args.top.unwrap_or(20), &options)?;
+    if !args.latents.is_empty() {
+        set.cards.retain(|c| args.latents.contains(&c.latent));
+    }
+    set.save(&args.out)?;
+    println!("{}", set.shares.line());
+    let mut busiest: Vec<&TokenCard> = set.cards.iter().collect();
+    busiest.sort_by(|a, b| b.fired.cmp(&a.fired).then(a.latent.cmp(&b.latent)));
+    for card in busiest.into_iter().take(10) {
+        let forms: Vec<String> = card
+            .forms
+            .iter()
+            .take(5)
+            .map(|(w, n)| format!("{w}×{n}"))
+            .collect();
+        println!(
+            "latent {:>5}  fired {:>7}  {:<7}  {}",
+            card.latent,
+            card.fired,
+            card.class.as_str(),
+            forms.join(", ")
+        );
+        if let Some(c) = card.contexts.first() {
+            println!("      {:.3}  {}: {}", c.activation, c.doc, c.marked);
+        }
+    }
+    eprintln!("{} token cards -> {}", set.cards.len(), args.out.display());
+    Ok(())
+}
+
 #[derive(Args)]
 pub(crate) struct ExplainArgs {
     /// Report directory of `latent-terms run`.
@@ -132,7 +185,7 @@ pub(crate) struct ExplainArgs {
     /// Scorer of the match: clsr, bm25 (lt-bm25) or dot, with the report's parameters.
     #[arg(long, default_value = "clsr")]
     scorer: String,
-    /// Latents shown for a document alone.
+    /// Latents shown for a document alone (or shared token latents with --tokens).
     #[arg(long, default_value_t = 10)]
     top: usize,
     /// Descriptions file replacing the keyword descriptions.
@@ -141,6 +194,10 @@ pub(crate) struct ExplainArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// With --query: the token-level latents (`run --representation tokens|both`) shared
+    /// by the query and the document, with the words where each fired in both.
+    #[arg(long, requires = "query")]
+    tokens: bool,
 }
 
 fn describe_all_latents(c: &Collection, imported: Option<Descriptions>) -> CliResult<Descriptions> {
@@ -149,6 +206,9 @@ fn describe_all_latents(c: &Collection, imported: Option<Descriptions>) -> CliRe
 }
 
 pub(crate) fn explain_cmd(args: &ExplainArgs) -> CliResult {
+    if args.tokens {
+        return explain_tokens_cmd(args);
+    }
     let c = Collection::open(&args.report)?;
     let descriptions = describe_all_latents(&c, load_descriptions(args.descriptions.as_deref())?)?;
     // Ids are read the way the dataset reader spells them (whitespace runs become `_`).
@@ -198,6 +258,59 @@ pub(crate) fn explain_cmd(args: &ExplainArgs) -> CliResult {
                 print!("{}", e.table());
             }
         }
+    }
+    Ok(())
+}
+
+/// Words of hits as `word(activation)`, comma-separated.
+fn hit_words(hits: &[WordHit], max: usize) -> String {
+    let mut out: Vec<String> = hits
+        .iter()
+        .take(max)
+        .map(|h| format!("{}({:.2})", h.word, h.activation))
+        .collect();
+    if hits.len() > max {
+        out.push(format!("… {} more", hits.len() - max));
+    }
+    out.join(", ")
+}
+
+/// `explain --query Q --doc D --tokens`.
+fn explain_tokens_cmd(args: &ExplainArgs) -> CliResult {
+    let run = TokenRun::open(&args.report)?;
+    let doc = trec_safe_id(&args.doc);
+    let qid = trec_safe_id(args.query.as_deref().unwrap_or_default());
+    let shared = run.explain(&qid, &doc)?;
+    if args.json {
+        let value = serde_json::json!({
+            "query": qid, "doc": doc, "k": run.k, "shared": shared,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    let text = |t: Option<&String>| t.map_or(String::new(), |t| snippet(t, 100));
+    println!("query {qid}: {}", text(run.query_text.get(&qid)));
+    println!("doc {doc}: {}", text(run.docs.get(&doc)));
+    println!(
+        "query {qid} × doc {doc}: {} shared token latents (k {} per token)",
+        shared.len(),
+        run.k
+    );
+    println!("  latent   q.act   d.act    idf   weight  query words → document words");
+    for s in shared.iter().take(args.top) {
+        println!(
+            "  {:>6}  {:>6.3}  {:>6.3}  {:>5.2}  {:>7.2}  {} → {}",
+            s.latent,
+            s.query_activation,
+            s.doc_activation,
+            run.idf(s.latent),
+            s.weight,
+            hit_words(&s.query, 4),
+            hit_words(&s.doc, 6)
+        );
+    }
+    if shared.len() > args.top {
+        println!("  … {} more (--top)", shared.len() - args.top);
     }
     Ok(())
 }

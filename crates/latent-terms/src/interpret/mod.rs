@@ -11,6 +11,9 @@
 //!   dense embedding, or edit the sparse query directly; and the Kang et al. experiment.
 //! * [`intrusion`]: the intrusion test (9 top-activating passages + 1 intruder) with a
 //!   pluggable [`Judge`](intrusion::Judge) and a centroid-distance baseline judge.
+//! * [`tokens`]: token-level latents (`--representation tokens`) read from the words they
+//!   fire on: each latent's top-activating words highlighted in their sentences, the words
+//!   where a query and a document share a latent, and a lexical / narrow / broad class.
 //! * [`explorer`]: a static, self-contained HTML site over all of the above.
 //! * [`collection`]: reopens a `latent-terms run` report's artefacts for these views.
 //!
@@ -41,6 +44,7 @@ pub mod explain;
 pub mod explorer;
 pub mod intrusion;
 pub mod steer;
+pub mod tokens;
 
 /// HTML-escapes text for element content and quoted attribute values.
 pub(crate) fn escape_html(text: &str) -> String {

@@ -92,10 +92,12 @@ pub struct TokenReport {
     /// The constant the SAE scales its inputs by.
     pub input_scale: f64,
     /// The trainer's final training NMSE.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub training_nmse: f64,
     /// NMSE on the trainer's held-out token rows.
     pub validation_nmse: Option<f64>,
     /// Latents that never fired at the end of training, as a fraction.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub dead_fraction: f64,
     /// Token rows the SAE was trained on.
     pub training_rows: usize,
@@ -189,12 +191,15 @@ pub struct Report {
     pub rows: Vec<MethodRow>,
     /// Reconstruction NMSE of the SAE (training k) on the corpus embeddings:
     /// Σ‖x − x̂‖² / Σ‖x − mean‖².
+    #[serde(deserialize_with = "f64_or_nan")]
     pub nmse: f64,
     /// The trainer's final training NMSE.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub training_nmse: f64,
     /// NMSE on the trainer's held-out rows, when some were held out.
     pub validation_nmse: Option<f64>,
     /// Latents that never fired at the end of training, as a fraction.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub dead_fraction: f64,
     /// Mean per-query Spearman correlation between the dense and dense-reconstructed
     /// rankings (top 100 of each, shared documents).
@@ -499,6 +504,11 @@ impl Report {
     }
 }
 
+/// JSON writes NaN ("not measured") as `null`; read it back as NaN.
+fn f64_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
 /// Writes `bytes` to a temporary file beside `path`, syncs it and renames it over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let io = |e| Error::io(path, e);
@@ -619,6 +629,14 @@ pub(crate) mod tests {
             Report::load(&dir.path().join("results.json")).unwrap(),
             report
         );
+        // A run without the pooled representation writes its NaNs as null; they load back.
+        let mut tokens_only = report.clone();
+        tokens_only.nmse = f64::NAN;
+        tokens_only.training_nmse = f64::NAN;
+        tokens_only.dead_fraction = f64::NAN;
+        tokens_only.write(dir.path()).unwrap();
+        let back = Report::load(&dir.path().join("results.json")).unwrap();
+        assert!(back.nmse.is_nan() && back.training_nmse.is_nan() && back.dead_fraction.is_nan());
         let md = std::fs::read_to_string(dir.path().join("results.md")).unwrap();
         assert!(md.contains("| bm25 | 0.5000 | – | 0.2500 |"), "{md}");
         assert!(md.contains("| encode (cached) | 1.0 |"));

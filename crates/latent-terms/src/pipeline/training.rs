@@ -93,6 +93,18 @@ pub(crate) fn train_sae(
         }
         progress.advance(m.step.saturating_sub(last));
         last = m.step;
+        // A line every tenth of the run, for logs where no bar is drawn.
+        let tenth = (m.total_steps / 10).max(1);
+        if m.step % tenth == 0 || m.step == m.total_steps {
+            progress.note(&format!(
+                "SAE step {}/{}: NMSE {:.3}, dead {:.1}%, {:.0} rows/s",
+                m.step,
+                m.total_steps,
+                m.nmse,
+                100.0 * m.dead_fraction,
+                m.samples_per_s
+            ));
+        }
     })?;
     progress.end();
     let sm = outcome.summary;
