@@ -384,14 +384,14 @@ pub fn run(
     };
     if let Some(p) = &pooled {
         let queries = inputs.out.join("latent-queries.jsonl");
-        tokens::write_weighted_queries(&queries, &p.test_queries)?;
+        report::write_weighted_queries(&queries, &p.test_queries)?;
         artifacts.sae = absolute(&p.sae_path);
         artifacts.latent_index = absolute(&p.index_path);
         artifacts.latent_queries = absolute(&queries);
     }
     if let Some(t) = &tokens {
         let queries = inputs.out.join("token-queries.jsonl");
-        tokens::write_weighted_queries(&queries, &t.test_queries)?;
+        report::write_weighted_queries(&queries, &t.test_queries)?;
         artifacts.token_sae = absolute(&t.sae_path);
         artifacts.token_index = absolute(&t.index_path);
         artifacts.token_queries = absolute(&queries);

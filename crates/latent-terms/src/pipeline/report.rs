@@ -504,6 +504,27 @@ impl Report {
     }
 }
 
+/// Writes queries as weighted latent queries, one JSON object per line
+/// (`{"id": ..., "vector": {"l17": 0.4}}`), the input of `search`, `export` and
+/// `index bench`.
+pub(crate) fn write_weighted_queries(path: &Path, queries: &[(String, Query)]) -> Result<()> {
+    let mut out = String::new();
+    for (id, q) in queries {
+        let vector: serde_json::Map<String, serde_json::Value> = q
+            .iter()
+            .map(|(t, w)| {
+                (
+                    latent_terms_sparse_index::export::latent_term_name(t),
+                    serde_json::json!(w),
+                )
+            })
+            .collect();
+        out.push_str(&serde_json::json!({"id": id, "vector": vector}).to_string());
+        out.push('\n');
+    }
+    write_atomic(path, out.as_bytes())
+}
+
 /// JSON writes NaN ("not measured") as `null`; read it back as NaN.
 fn f64_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))

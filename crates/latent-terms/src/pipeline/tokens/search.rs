@@ -1,0 +1,169 @@
+//! Stage 4: the token index searched with BM25 and CL-SR, and fused with lexical BM25.
+
+use latent_terms_eval::Run;
+use latent_terms_eval::fusion::{Normalization, linear_fusion, reciprocal_rank_fusion};
+use latent_terms_sparse_index::{Query, Scorer};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::pipeline::config::PipelineConfig;
+use crate::pipeline::latent_index::LatentIndex;
+use crate::pipeline::report::Latency;
+use crate::pipeline::{Progress, clsr, lt_bm25, ndcg10};
+
+/// Scorer parameters of the token rows and where they came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenParams {
+    /// BM25 `(k1, b)` of `lt-tokens-bm25`.
+    pub bm25: (f32, f32),
+    /// CL-SR `(k1, b, k2)` of `lt-tokens-clsr`.
+    pub clsr: (f32, f32, f32),
+    /// Latent weight of `hybrid-tokens-linear`.
+    pub linear_weight: f64,
+    /// "tuned on qrels/train.tsv (N queries)" or "config defaults".
+    pub source: String,
+}
+
+/// A tuning split: its name, qrels, queries and lexical BM25's run on them.
+pub(crate) struct Tuning<'a> {
+    pub(crate) split: &'a str,
+    pub(crate) qrels: &'a latent_terms_eval::Qrels,
+    pub(crate) queries: &'a [(String, Query)],
+    pub(crate) lexical: &'a Run,
+}
+
+/// The token rows' inputs: the index, the queries and lexical BM25's runs.
+pub(crate) struct SearchInputs<'a> {
+    pub(crate) index: &'a LatentIndex,
+    pub(crate) test: &'a [(String, Query)],
+    pub(crate) lexical_test: &'a Run,
+    /// Tuning split: qrels, queries, lexical BM25's run on them.
+    pub(crate) tuning: Option<Tuning<'a>>,
+}
+
+/// Stage 4 (parameters): BM25 and CL-SR of the token index, and the linear hybrid's
+/// weight, chosen on the tuning split when there is one (never on the test qrels).
+pub(crate) fn choose_params(
+    s: &SearchInputs<'_>,
+    config: &PipelineConfig,
+    progress: &dyn Progress,
+) -> Result<TokenParams> {
+    let t = &config.tokens;
+    let Some(Tuning {
+        split,
+        qrels,
+        queries,
+        lexical,
+    }) = s.tuning
+    else {
+        return Ok(TokenParams {
+            bm25: (t.bm25_k1, t.bm25_b),
+            clsr: t.clsr,
+            linear_weight: t.linear_weight,
+            source: "config defaults (no training split to tune on)".into(),
+        });
+    };
+    let g = &config.tuning;
+    let depth = config.depth;
+    let score = |scorer: &dyn Scorer| -> Result<f64> {
+        Ok(ndcg10(qrels, &s.index.run(queries, scorer, depth, "tune")?))
+    };
+    let total = g.lt_bm25_k1.len() * g.lt_bm25_b.len()
+        + g.clsr_k1.len() * g.clsr_b.len() * g.clsr_k2.len()
+        + g.linear_weight.len();
+    progress.begin("tuning token scorers", Some(total as u64));
+    let mut bm25 = (f64::NEG_INFINITY, (t.bm25_k1, t.bm25_b));
+    for &k1 in &t.tune_bm25_k1 {
+        for &b in &t.tune_bm25_b {
+            let v = score(&lt_bm25(k1, b)?)?;
+            progress.advance(1);
+            if v > bm25.0 {
+                bm25 = (v, (k1, b));
+            }
+        }
+    }
+    let mut best_clsr = (f64::NEG_INFINITY, t.clsr);
+    for &k1 in &g.clsr_k1 {
+        for &b in &g.clsr_b {
+            for &k2 in &g.clsr_k2 {
+                let v = score(&clsr(k1, b, k2)?)?;
+                progress.advance(1);
+                if v > best_clsr.0 {
+                    best_clsr = (v, (k1, b, k2));
+                }
+            }
+        }
+    }
+    let latent = s
+        .index
+        .run(queries, &lt_bm25(bm25.1.0, bm25.1.1)?, depth, "lt")?;
+    let mut best_w = (f64::NEG_INFINITY, t.linear_weight);
+    for &w in &g.linear_weight {
+        let fused = linear_fusion(
+            &[lexical, &latent],
+            &[1.0 - w, w],
+            Normalization::MinMax,
+            depth,
+            "lin",
+        )?;
+        let v = ndcg10(qrels, &fused);
+        progress.advance(1);
+        if v > best_w.0 {
+            best_w = (v, w);
+        }
+    }
+    progress.end();
+    progress.note(&format!(
+        "token scorers tuned on qrels/{split}.tsv: BM25 {:?} {:.4}; CL-SR {:?} {:.4}; linear weight {} {:.4}",
+        bm25.1, bm25.0, best_clsr.1, best_clsr.0, best_w.1, best_w.0
+    ));
+    Ok(TokenParams {
+        bm25: bm25.1,
+        clsr: best_clsr.1,
+        linear_weight: best_w.1,
+        source: format!(
+            "tuned on qrels/{split}.tsv ({} queries, nDCG@10)",
+            queries.len()
+        ),
+    })
+}
+
+/// Stage 4 (runs): `lt-tokens-bm25`, `lt-tokens-clsr`, `hybrid-tokens-rrf`,
+/// `hybrid-tokens-linear`, with the exact top-10 and top-1000 latency of BM25.
+pub(crate) fn runs(
+    s: &SearchInputs<'_>,
+    params: &TokenParams,
+    config: &PipelineConfig,
+) -> Result<(Vec<(String, Run)>, Latency)> {
+    let depth = config.depth;
+    let bm25 = lt_bm25(params.bm25.0, params.bm25.1)?;
+    let (c1, cb, c2) = params.clsr;
+    let tokens_bm25 = s.index.run(s.test, &bm25, depth, "lt-tokens-bm25")?;
+    let tokens_clsr = s
+        .index
+        .run(s.test, &clsr(c1, cb, c2)?, depth, "lt-tokens-clsr")?;
+    let rrf = reciprocal_rank_fusion(
+        &[s.lexical_test, &tokens_bm25],
+        config.scoring.rrf_k,
+        depth,
+        "hybrid-tokens-rrf",
+    )?;
+    let w = params.linear_weight;
+    let linear = linear_fusion(
+        &[s.lexical_test, &tokens_bm25],
+        &[1.0 - w, w],
+        Normalization::MinMax,
+        depth,
+        "hybrid-tokens-linear",
+    )?;
+    let latency = Latency::measure(s.index.index(), s.test, &bm25)?;
+    Ok((
+        vec![
+            ("lt-tokens-bm25".into(), tokens_bm25),
+            ("lt-tokens-clsr".into(), tokens_clsr),
+            ("hybrid-tokens-rrf".into(), rrf),
+            ("hybrid-tokens-linear".into(), linear),
+        ],
+        latency,
+    ))
+}

@@ -1,0 +1,219 @@
+//! Stage 2: the token SAE, trained on a sample of token rows.
+
+use std::path::{Path, PathBuf};
+
+use latent_terms_encoders::TokenStore;
+use latent_terms_sae::{SaeEncoder, SaeWeights};
+
+use super::TokenStores;
+use crate::error::{Error, Result};
+use crate::pipeline::config::{PipelineConfig, TokenSettings};
+use crate::pipeline::training::{SaeSummary, given_sae_summary, train_sae};
+use crate::pipeline::{CacheKey, Progress, write_atomic};
+
+/// The trained token SAE (stage 2).
+pub(crate) struct TokenSae {
+    pub(crate) encoder: SaeEncoder,
+    pub(crate) summary: SaeSummary,
+    pub(crate) key: String,
+}
+
+/// Stage 2: a TopK SAE over a sample of token rows of the corpus (and, with
+/// `train_on_queries`, the queries) plus the extra token stores.
+pub(crate) fn train(
+    stores: &TokenStores,
+    given: Option<&Path>,
+    config: &PipelineConfig,
+    cache: &Path,
+    cached: &mut bool,
+    progress: &dyn Progress,
+) -> Result<TokenSae> {
+    let t = &config.tokens;
+    let mut sources = vec![stores.corpus.clone()];
+    if config.train_on_queries {
+        sources.push(stores.queries.clone());
+    }
+    sources.extend(t.extra_training_stores.iter().cloned());
+    if let Some(path) = given {
+        *cached = true;
+        let key = CacheKey::new("token-sae-given").file(path)?.finish();
+        let weights = SaeWeights::load(path)?;
+        return Ok(TokenSae {
+            encoder: SaeEncoder::new(weights)?,
+            summary: given_sae_summary(path),
+            key,
+        });
+    }
+    let mut key = CacheKey::new("token-sae")
+        .key(&stores.key)
+        .str(&serde_json::to_string(&t.sae).unwrap_or_default())
+        .num(t.max_training_tokens as u64)
+        .num(t.tokens_per_text.map_or(0, |n| n as u64 + 1))
+        .num(u64::from(config.train_on_queries));
+    for p in &t.extra_training_stores {
+        key = key.file(p)?;
+    }
+    let key = key.finish();
+    let path = cache.join(format!("token-sae-{key}.safetensors"));
+    let summary_path = cache.join(format!("token-sae-{key}.summary.json"));
+    if path.is_file()
+        && let Ok(text) = std::fs::read_to_string(&summary_path)
+        && let Ok(summary) = serde_json::from_str::<SaeSummary>(&text)
+    {
+        *cached = true;
+        return Ok(TokenSae {
+            encoder: SaeEncoder::new(SaeWeights::load(&path)?)?,
+            summary,
+            key,
+        });
+    }
+    let sample = sample_rows(&sources, t, progress)?;
+    let n = sample.rows.len() / sample.dim.max(1);
+    if n < t.min_training_tokens {
+        progress.note(&format!(
+            "warning: only {n} token rows to train the token SAE on (fewer than {}): its \
+             vocabulary will be poor. Add text: token stores of other collections \
+             (`latent-terms encode --dataset D --out D.safetensors --tokens`, then \
+             `--train-extra-tokens D.tokens`), or a trained token SAE (`--token-sae`)",
+            t.min_training_tokens
+        ));
+    }
+    progress.note(&format!(
+        "training the token SAE on {n} token rows sampled from {} tokens: {}",
+        sample.total,
+        sample.parts.join(" + ")
+    ));
+    // Steps, not epochs, are what an SAE needs: a small sample is seen several times.
+    let mut settings = t.sae.clone();
+    settings.epochs = settings
+        .epochs
+        .max(t.max_training_tokens.div_ceil(n.max(1)));
+    let (weights, training_nmse, validation_nmse, dead_fraction) =
+        train_sae(&sample.rows, sample.dim, &settings, true, progress)?;
+    weights.save(&path)?;
+    let summary = SaeSummary {
+        training_nmse,
+        validation_nmse,
+        dead_fraction,
+        rows: n,
+        corpus: sample.parts.join(" + "),
+    };
+    write_atomic(
+        &summary_path,
+        serde_json::to_string_pretty(&summary)
+            .unwrap_or_default()
+            .as_bytes(),
+    )?;
+    Ok(TokenSae {
+        encoder: SaeEncoder::new(weights)?,
+        summary,
+        key,
+    })
+}
+
+struct Sample {
+    rows: Vec<f32>,
+    dim: usize,
+    total: u64,
+    parts: Vec<String>,
+}
+
+/// SplitMix64 of `x`: a fixed hash, so the sample repeats exactly for a seed.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// Up to `max_training_tokens` token rows, each row kept with the same probability
+/// (after an optional per-text cap), read block by block so only the sample is in memory.
+fn sample_rows(sources: &[PathBuf], t: &TokenSettings, progress: &dyn Progress) -> Result<Sample> {
+    let stores: Vec<TokenStore> = sources
+        .iter()
+        .map(TokenStore::open)
+        .collect::<std::result::Result<_, _>>()?;
+    let dim = stores.first().map_or(0, TokenStore::dim);
+    if let Some(bad) = stores.iter().find(|s| s.dim() != dim) {
+        return Err(Error::Invalid(format!(
+            "token store {} has dimension {}, the corpus's has {dim}: they come from different models",
+            bad.path().display(),
+            bad.dim()
+        )));
+    }
+    let capped = |s: &TokenStore| -> u64 {
+        (0..s.texts())
+            .map(|i| {
+                let len = s.text_range(i).len();
+                t.tokens_per_text.map_or(len, |c| len.min(c)) as u64
+            })
+            .sum()
+    };
+    let total: u64 = stores.iter().map(capped).sum();
+    let keep = (t.max_training_tokens as f64 / total.max(1) as f64).min(1.0);
+    let threshold = (keep * u64::MAX as f64) as u64;
+    let seed = t.sae.seed;
+    let mut rows = Vec::new();
+    let mut parts = Vec::new();
+    progress.begin("sampling training tokens", Some(total));
+    for (s, store) in stores.iter().enumerate() {
+        let before = rows.len();
+        for i in 0..store.texts() {
+            let range = store.text_range(i);
+            let len = range.len();
+            let positions: Vec<usize> = match t.tokens_per_text {
+                Some(cap) if len > cap => {
+                    // A seeded partial shuffle: the first `cap` of a permutation.
+                    let mut p: Vec<usize> = (0..len).collect();
+                    for j in 0..cap {
+                        let r = j
+                            + (mix(seed ^ mix((s as u64) << 40 ^ (i as u64) << 8 ^ j as u64))
+                                % (len - j) as u64) as usize;
+                        p.swap(j, r);
+                    }
+                    p.truncate(cap);
+                    p.sort_unstable();
+                    p
+                }
+                _ => (0..len).collect(),
+            };
+            let chosen: Vec<usize> = positions
+                .into_iter()
+                .filter(|&p| {
+                    keep >= 1.0
+                        || mix(seed ^ mix(((s as u64) << 48) ^ (range.start + p) as u64))
+                            <= threshold
+                })
+                .collect();
+            if !chosen.is_empty() {
+                let text_rows = store.read_rows(range.clone())?;
+                for p in chosen {
+                    rows.extend_from_slice(&text_rows[p * dim..(p + 1) * dim]);
+                }
+            }
+            progress.advance(t.tokens_per_text.map_or(len, |c| len.min(c)) as u64);
+        }
+        parts.push(format!(
+            "{} ({} of {} tokens)",
+            store
+                .path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            (rows.len() - before) / dim.max(1),
+            store.tokens()
+        ));
+    }
+    progress.end();
+    if rows.is_empty() {
+        return Err(Error::Invalid(
+            "the token stores hold no token to train the token SAE on".into(),
+        ));
+    }
+    Ok(Sample {
+        rows,
+        dim,
+        total,
+        parts,
+    })
+}
