@@ -296,6 +296,34 @@ fn token_level_latent_terms_run_end_to_end_on_a_tiny_model() {
         );
     }
     assert_eq!(second.rows, first.rows);
+
+    // The same token SAE, given, serves two collections in the same cache: each gets
+    // its own bags and index.
+    let sae = PathBuf::from(&first.artifacts.token_sae);
+    let given = pipeline::run(
+        &PipelineInputs {
+            token_sae: Some(sae.clone()),
+            ..inputs.clone()
+        },
+        &config,
+        &Quiet,
+    )
+    .unwrap();
+    let other_dir = tmp.path().join("other");
+    let other_spec = LimitSpec {
+        docs: 24,
+        seed: 11,
+        ..spec
+    };
+    let mut other = toy_inputs(&other_dir, &other_spec, 0);
+    other.embeddings = None;
+    other.model = inputs.model.clone();
+    other.cache = inputs.cache.clone();
+    other.token_sae = Some(sae);
+    let third = pipeline::run(&other, &config, &Quiet).unwrap();
+    let index = latent_terms::sparse_index::Index::open(&third.artifacts.token_index).unwrap();
+    assert_eq!(index.num_docs(), 24, "the other collection's own index");
+    assert_ne!(third.artifacts.token_index, given.artifacts.token_index);
 }
 
 fn root() -> PathBuf {

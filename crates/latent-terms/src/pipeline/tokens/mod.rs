@@ -87,8 +87,11 @@ pub(crate) fn run(
         .token_sae
         .clone()
         .unwrap_or_else(|| cache.join(format!("token-sae-{}.safetensors", sae.key)));
+    // The bags depend on the SAE and on the texts' token stores (one SAE serves many
+    // collections).
     let bags_key = CacheKey::new("token-bags")
         .key(&sae.key)
+        .key(&stores.key)
         .str(&serde_json::to_string(&(t.k, t.tf, t.query_weights, t.stop_df)).unwrap_or_default())
         .finish();
     let runs_dir = cache.join(format!("token-runs-{bags_key}"));
