@@ -48,9 +48,11 @@ def token_tables(reports):
         t = r["tokens"]
         lat, lex = t["latency"], r.get("lexical_latency") or {"top10_ms": 0, "top1000_ms": 0}
         v = t.get("validation_nmse")
+        tn = t.get("training_nmse")
         p = t["params"]
         print(f"| {r['dataset']} | {r['docs']} | {t['corpus_tokens']:,} | {t['training_rows']:,} | "
-              f"{t['training_nmse']:.3f} | {'%.3f' % v if v is not None else '–'} | {100 * t['dead_fraction']:.1f}% | "
+              f"{'%.3f' % tn if tn is not None else '–'} | {'%.3f' % v if v is not None else '–'} | "
+              f"{'%.1f%%' % (100 * t['dead_fraction']) if t.get('dead_fraction') is not None else '–'} | "
               f"{t['avg_latents_per_doc']:.0f} | {t['avg_latents_per_query']:.0f} | {t['postings']:,} | "
               f"{t['index_bytes']:,} ({r['lexical_index_bytes']:,}) | {t['flops']:.1f} ({r['lexical_flops']:.2f}) | "
               f"{lat['top10_ms']:.2f} ({lex['top10_ms']:.2f}) | {lat['top1000_ms']:.2f} ({lex['top1000_ms']:.2f}) | "

@@ -21,13 +21,23 @@ pub(crate) struct SaeSummary {
     pub(crate) corpus: String,
 }
 
-/// The summary of an SAE trained elsewhere, from the `<stem>.log.json` that
-/// `latent-terms sae train` writes beside it (NaN where there is no log).
+/// The summary of an SAE trained elsewhere: the `<stem>.summary.json` a pipeline run
+/// writes beside the SAEs it trains, or the `<stem>.log.json` that `latent-terms sae
+/// train` writes (NaN where there is neither).
 pub(crate) fn given_sae_summary(sae: &Path) -> SaeSummary {
     let stem = sae
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // An SAE a pipeline run trained (in its cache) has its summary beside it.
+    if let Ok(text) = std::fs::read_to_string(sae.with_file_name(format!("{stem}.summary.json")))
+        && let Ok(summary) = serde_json::from_str::<SaeSummary>(&text)
+    {
+        return SaeSummary {
+            corpus: format!("given SAE {}, trained on {}", sae.display(), summary.corpus),
+            ..summary
+        };
+    }
     let log: Option<serde_json::Value> =
         std::fs::read(sae.with_file_name(format!("{stem}.log.json")))
             .ok()
@@ -127,4 +137,36 @@ pub(crate) fn train_sae(
     Err(Error::Invalid(
         "this build has no SAE training backend; enable the flex, ndarray or cuda feature".into(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_given_sae_is_described_by_the_summary_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let sae = dir.path().join("token-sae-x.safetensors");
+        assert!(given_sae_summary(&sae).training_nmse.is_nan());
+        let summary = SaeSummary {
+            training_nmse: 0.25,
+            validation_nmse: Some(0.3),
+            dead_fraction: 0.0,
+            rows: 12,
+            corpus: "six collections".into(),
+        };
+        std::fs::write(
+            dir.path().join("token-sae-x.summary.json"),
+            serde_json::to_string(&summary).unwrap(),
+        )
+        .unwrap();
+        let given = given_sae_summary(&sae);
+        assert_eq!(given.training_nmse, 0.25);
+        assert_eq!(given.rows, 12);
+        assert!(
+            given.corpus.ends_with("trained on six collections"),
+            "{}",
+            given.corpus
+        );
+    }
 }
