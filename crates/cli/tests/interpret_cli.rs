@@ -69,7 +69,8 @@ fn interpretability_commands_on_a_run_report() {
     let config = d.join("config.json");
     std::fs::write(
         &config,
-        r#"{"sae": {"d_sae": 64, "k": 4, "epochs": 3, "batch_size": 64, "validation_fraction": 0.0},
+        r#"{"representation": "pooled",
+            "sae": {"d_sae": 64, "k": 4, "epochs": 3, "batch_size": 64, "validation_fraction": 0.0},
             "inference": {"doc_k": 8, "query_k": 8},
             "tuning": {"enabled": false, "doc_k": [], "query_k": []}}"#,
     )

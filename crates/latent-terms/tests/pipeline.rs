@@ -102,7 +102,7 @@ fn every_stage_runs_and_a_second_run_is_served_from_the_cache() {
     };
     let inputs = toy_inputs(tmp.path(), &spec, 0);
     let config = PipelineConfig::from_json(
-        r#"{"sae": {"d_sae": 128, "k": 8, "epochs": 5, "batch_size": 64},
+        r#"{"representation": "pooled", "sae": {"d_sae": 128, "k": 8, "epochs": 5, "batch_size": 64},
             "inference": {"doc_k": 16, "query_k": 8}, "depth": 20}"#,
     )
     .unwrap();
@@ -167,7 +167,8 @@ fn embeddings_of_another_corpus_are_a_typed_error() {
     // One document short.
     let inputs = toy_inputs(tmp.path(), &spec, 1);
     let config = PipelineConfig::from_json(
-        r#"{"sae": {"d_sae": 32, "k": 4, "epochs": 1, "batch_size": 8}, "depth": 5}"#,
+        r#"{"representation": "pooled", "sae": {"d_sae": 32, "k": 4, "epochs": 1, "batch_size": 8},
+            "depth": 5}"#,
     )
     .unwrap();
     let err = pipeline::run(&inputs, &config, &Quiet)

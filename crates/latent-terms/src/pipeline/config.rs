@@ -234,9 +234,10 @@ impl Default for SaeSettings {
 #[serde(rename_all = "snake_case")]
 pub enum Representation {
     /// One SAE code per pooled document embedding (and per query embedding).
-    #[default]
     Pooled,
-    /// Bags of token-level latent terms.
+    /// Bags of token-level latent terms: the default, since they beat the dense backbone
+    /// and the pooled codes on all five text collections of docs/results.md.
+    #[default]
     Tokens,
     /// Both, side by side in one report.
     Both,
