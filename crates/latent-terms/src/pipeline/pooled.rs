@@ -16,7 +16,7 @@ use latent_terms_sparse_index::{DotProduct, Index, IndexStats, Query, Scorer};
 
 use super::report::ChosenParams;
 use super::stages::{Context, DenseStage, LexicalStage, dense_run_rows, gather};
-use super::training::{SaeSummary, given_sae_summary, train_sae};
+use super::training::{CachedSae, SaeSummary, given_sae_summary};
 use super::{
     CacheKey, Clock, PipelineConfig, Progress, cached_run, clsr, lt_bm25, max_pool, ndcg10,
     strongest, window_owner, write_atomic,
@@ -73,21 +73,16 @@ pub(crate) fn run(
         }
     };
     clock.keys.insert("sae".into(), sae_key.clone());
-    let sae_path = given
-        .cloned()
-        .unwrap_or_else(|| cache.join(format!("sae-{sae_key}.safetensors")));
-    let summary_path = cache.join(format!("sae-{sae_key}.summary.json"));
+    let entry = CachedSae::new(cache, &format!("sae-{sae_key}"));
+    let sae_path = given.cloned().unwrap_or_else(|| entry.weights.clone());
     let (weights, summary) = clock.time("sae_train", |cached| {
         if let Some(given) = given {
             *cached = true;
             return Ok((SaeWeights::load(given)?, given_sae_summary(given)));
         }
-        if sae_path.is_file()
-            && let Ok(text) = std::fs::read_to_string(&summary_path)
-            && let Ok(summary) = serde_json::from_str::<SaeSummary>(&text)
-        {
+        if let Some(hit) = entry.load()? {
             *cached = true;
-            return Ok((SaeWeights::load(&sae_path)?, summary));
+            return Ok(hit);
         }
         let mut rows: Vec<f32> = corpus.data().to_vec();
         let mut parts = vec![format!("{} corpus ({} passages)", ctx.name, corpus.rows())];
@@ -117,23 +112,7 @@ pub(crate) fn run(
             "training the SAE on {n} rows: {}",
             parts.join(" + ")
         ));
-        let (weights, training_nmse, validation_nmse, dead_fraction) =
-            train_sae(&rows, dim, &config.sae, false, progress)?;
-        weights.save(&sae_path)?;
-        let summary = SaeSummary {
-            training_nmse,
-            validation_nmse,
-            dead_fraction,
-            rows: n,
-            corpus: parts.join(" + "),
-        };
-        write_atomic(
-            &summary_path,
-            serde_json::to_string_pretty(&summary)
-                .unwrap_or_default()
-                .as_bytes(),
-        )?;
-        Ok((weights, summary))
+        entry.train(&rows, dim, &config.sae, false, parts.join(" + "), progress)
     })?;
     let d_sae = weights.config.d_sae;
     let sae = SaeEncoder::new(weights)?;

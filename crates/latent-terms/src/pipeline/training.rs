@@ -1,12 +1,12 @@
 //! SAE training shared by both representations, and the summary cached beside an SAE.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use latent_terms_sae::SaeWeights;
 use serde::{Deserialize, Serialize};
 
-use super::Progress;
 use super::config::SaeSettings;
+use super::{Progress, write_atomic};
 #[cfg(not(any(feature = "flex", feature = "ndarray", feature = "cuda")))]
 use crate::error::Error;
 use crate::error::Result;
@@ -19,6 +19,65 @@ pub(crate) struct SaeSummary {
     pub(crate) dead_fraction: f64,
     pub(crate) rows: usize,
     pub(crate) corpus: String,
+}
+
+/// An SAE in the cache: `<stem>.safetensors` and the `<stem>.summary.json` beside it.
+pub(crate) struct CachedSae {
+    pub(crate) weights: PathBuf,
+    pub(crate) summary: PathBuf,
+}
+
+impl CachedSae {
+    /// The cache entry `DIR/<stem>.safetensors`.
+    pub(crate) fn new(dir: &Path, stem: &str) -> Self {
+        CachedSae {
+            weights: dir.join(format!("{stem}.safetensors")),
+            summary: dir.join(format!("{stem}.summary.json")),
+        }
+    }
+
+    /// The weights and summary when both are there and read.
+    pub(crate) fn load(&self) -> Result<Option<(SaeWeights, SaeSummary)>> {
+        if !self.weights.is_file() {
+            return Ok(None);
+        }
+        let Ok(text) = std::fs::read_to_string(&self.summary) else {
+            return Ok(None);
+        };
+        let Ok(summary) = serde_json::from_str::<SaeSummary>(&text) else {
+            return Ok(None);
+        };
+        Ok(Some((SaeWeights::load(&self.weights)?, summary)))
+    }
+
+    /// Trains an SAE on `rows` (described as `corpus`), saves it and its summary here.
+    pub(crate) fn train(
+        &self,
+        rows: &[f32],
+        dim: usize,
+        settings: &SaeSettings,
+        input_scaling: bool,
+        corpus: String,
+        progress: &dyn Progress,
+    ) -> Result<(SaeWeights, SaeSummary)> {
+        let (weights, training_nmse, validation_nmse, dead_fraction) =
+            train_sae(rows, dim, settings, input_scaling, progress)?;
+        weights.save(&self.weights)?;
+        let summary = SaeSummary {
+            training_nmse,
+            validation_nmse,
+            dead_fraction,
+            rows: rows.len() / dim.max(1),
+            corpus,
+        };
+        write_atomic(
+            &self.summary,
+            serde_json::to_string_pretty(&summary)
+                .unwrap_or_default()
+                .as_bytes(),
+        )?;
+        Ok((weights, summary))
+    }
 }
 
 /// The summary of an SAE trained elsewhere: the `<stem>.summary.json` a pipeline run
@@ -68,7 +127,7 @@ pub(crate) fn given_sae_summary(sae: &Path) -> SaeSummary {
 }
 
 #[cfg(any(feature = "flex", feature = "ndarray", feature = "cuda"))]
-pub(crate) fn train_sae(
+fn train_sae(
     rows: &[f32],
     dim: usize,
     s: &SaeSettings,
@@ -127,7 +186,7 @@ pub(crate) fn train_sae(
 }
 
 #[cfg(not(any(feature = "flex", feature = "ndarray", feature = "cuda")))]
-pub(crate) fn train_sae(
+fn train_sae(
     _: &[f32],
     _: usize,
     _: &SaeSettings,

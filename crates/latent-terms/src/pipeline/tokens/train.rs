@@ -8,8 +8,8 @@ use latent_terms_sae::{SaeEncoder, SaeWeights};
 use super::TokenStores;
 use crate::error::{Error, Result};
 use crate::pipeline::config::{PipelineConfig, TokenSettings};
-use crate::pipeline::training::{SaeSummary, given_sae_summary, train_sae};
-use crate::pipeline::{CacheKey, Progress, write_atomic};
+use crate::pipeline::training::{CachedSae, SaeSummary, given_sae_summary};
+use crate::pipeline::{CacheKey, Progress};
 
 /// The trained token SAE (stage 2).
 pub(crate) struct TokenSae {
@@ -54,15 +54,11 @@ pub(crate) fn train(
         key = key.file(p)?;
     }
     let key = key.finish();
-    let path = cache.join(format!("token-sae-{key}.safetensors"));
-    let summary_path = cache.join(format!("token-sae-{key}.summary.json"));
-    if path.is_file()
-        && let Ok(text) = std::fs::read_to_string(&summary_path)
-        && let Ok(summary) = serde_json::from_str::<SaeSummary>(&text)
-    {
+    let entry = CachedSae::new(cache, &format!("token-sae-{key}"));
+    if let Some((weights, summary)) = entry.load()? {
         *cached = true;
         return Ok(TokenSae {
-            encoder: SaeEncoder::new(SaeWeights::load(&path)?)?,
+            encoder: SaeEncoder::new(weights)?,
             summary,
             key,
         });
@@ -88,21 +84,13 @@ pub(crate) fn train(
     settings.epochs = settings
         .epochs
         .max(t.max_training_tokens.div_ceil(n.max(1)));
-    let (weights, training_nmse, validation_nmse, dead_fraction) =
-        train_sae(&sample.rows, sample.dim, &settings, true, progress)?;
-    weights.save(&path)?;
-    let summary = SaeSummary {
-        training_nmse,
-        validation_nmse,
-        dead_fraction,
-        rows: n,
-        corpus: sample.parts.join(" + "),
-    };
-    write_atomic(
-        &summary_path,
-        serde_json::to_string_pretty(&summary)
-            .unwrap_or_default()
-            .as_bytes(),
+    let (weights, summary) = entry.train(
+        &sample.rows,
+        sample.dim,
+        &settings,
+        true,
+        sample.parts.join(" + "),
+        progress,
     )?;
     Ok(TokenSae {
         encoder: SaeEncoder::new(weights)?,
