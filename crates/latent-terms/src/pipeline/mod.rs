@@ -268,6 +268,67 @@ pub fn encode_to_store(
     encode_texts(encoder, kind, items, targets, progress)
 }
 
+/// The candidate with the highest score (the first on ties; `default` with score −∞ when
+/// there are none), advancing `progress` once per candidate.
+pub(crate) fn best_of<P: Copy>(
+    candidates: impl IntoIterator<Item = P>,
+    default: P,
+    progress: &dyn Progress,
+    mut score: impl FnMut(P) -> Result<f64>,
+) -> Result<(f64, P)> {
+    let mut best = (f64::NEG_INFINITY, default);
+    for p in candidates {
+        let v = score(p)?;
+        progress.advance(1);
+        if v > best.0 {
+            best = (v, p);
+        }
+    }
+    Ok(best)
+}
+
+/// Every `(k1, b, k2)` of the tuning grid.
+pub(crate) fn clsr_grid(t: &TuningSettings) -> Vec<(f32, f32, f32)> {
+    let mut grid = Vec::new();
+    for &k1 in &t.clsr_k1 {
+        for &b in &t.clsr_b {
+            for &k2 in &t.clsr_k2 {
+                grid.push((k1, b, k2));
+            }
+        }
+    }
+    grid
+}
+
+/// Every `(k1, b)` of two candidate lists.
+pub(crate) fn pairs(k1s: &[f32], bs: &[f32]) -> Vec<(f32, f32)> {
+    k1s.iter()
+        .flat_map(|&k1| bs.iter().map(move |&b| (k1, b)))
+        .collect()
+}
+
+/// The linear-fusion weight of `latent` (against `lexical`) with the best nDCG@10.
+pub(crate) fn best_linear_weight(
+    qrels: &Qrels,
+    lexical: &Run,
+    latent: &Run,
+    weights: &[f64],
+    default: f64,
+    depth: usize,
+    progress: &dyn Progress,
+) -> Result<(f64, f64)> {
+    best_of(weights.iter().copied(), default, progress, |w| {
+        let fused = latent_terms_eval::fusion::linear_fusion(
+            &[lexical, latent],
+            &[1.0 - w, w],
+            latent_terms_eval::fusion::Normalization::MinMax,
+            depth,
+            "lin",
+        )?;
+        Ok(ndcg10(qrels, &fused))
+    })
+}
+
 pub(crate) fn clsr(k1: f32, b: f32, k2: f32) -> Result<ClSr> {
     Ok(ClSr::new(ClSrParams {
         k1,
@@ -409,6 +470,18 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grid_search_keeps_the_first_best_and_the_default_without_candidates() {
+        let (v, p) = best_of([1, 2, 3, 4], 0, &Quiet, |p| Ok(f64::from(p % 3))).unwrap();
+        assert_eq!((v, p), (2.0, 2));
+        let (v, p) = best_of(Vec::<i32>::new(), 7, &Quiet, |_| Ok(1.0)).unwrap();
+        assert_eq!((v, p), (f64::NEG_INFINITY, 7));
+        assert_eq!(pairs(&[1.0, 2.0], &[0.5]), vec![(1.0, 0.5), (2.0, 0.5)]);
+        let grid = clsr_grid(&TuningSettings::default());
+        assert_eq!(grid.len(), 27);
+        assert_eq!(grid[1], (0.3, 0.5, 1.5));
+    }
 
     #[test]
     fn evaluate_row_has_the_report_keys() {

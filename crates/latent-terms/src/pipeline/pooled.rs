@@ -18,8 +18,8 @@ use super::report::ChosenParams;
 use super::stages::{Context, DenseStage, LexicalStage, dense_run_rows, gather};
 use super::training::{CachedSae, SaeSummary, given_sae_summary};
 use super::{
-    CacheKey, Clock, PipelineConfig, Progress, cached_run, clsr, lt_bm25, max_pool, ndcg10,
-    strongest, window_owner, write_atomic,
+    CacheKey, Clock, PipelineConfig, Progress, best_linear_weight, best_of, cached_run, clsr,
+    clsr_grid, lt_bm25, max_pool, ndcg10, pairs, strongest, window_owner, write_atomic,
 };
 use crate::error::{Error, Result};
 use crate::pipeline::latent_index::{LatentIndex, code_to_query};
@@ -435,28 +435,18 @@ fn tune(
         None => LatentIndex::build(t.doc_ids, t.doc_codes, Some(doc_k))?,
     };
     let qs = queries_at(t.ids, t.query_codes, query_k)?;
-    let mut best_clsr = (f64::NEG_INFINITY, (s.clsr_k1, s.clsr_b, s.clsr_k2));
-    for &k1 in &g.clsr_k1 {
-        for &b in &g.clsr_b {
-            for &k2 in &g.clsr_k2 {
-                let v = score(&index, &qs, &clsr(k1, b, k2)?)?;
-                progress.advance(1);
-                if v > best_clsr.0 {
-                    best_clsr = (v, (k1, b, k2));
-                }
-            }
-        }
-    }
-    let mut best_bm25 = (f64::NEG_INFINITY, (s.lt_bm25_k1, s.lt_bm25_b));
-    for &k1 in &g.lt_bm25_k1 {
-        for &b in &g.lt_bm25_b {
-            let v = score(&index, &qs, &lt_bm25(k1, b)?)?;
-            progress.advance(1);
-            if v > best_bm25.0 {
-                best_bm25 = (v, (k1, b));
-            }
-        }
-    }
+    let best_clsr = best_of(
+        clsr_grid(g),
+        (s.clsr_k1, s.clsr_b, s.clsr_k2),
+        progress,
+        |(k1, b, k2)| score(&index, &qs, &clsr(k1, b, k2)?),
+    )?;
+    let best_bm25 = best_of(
+        pairs(&g.lt_bm25_k1, &g.lt_bm25_b),
+        (s.lt_bm25_k1, s.lt_bm25_b),
+        progress,
+        |(k1, b)| score(&index, &qs, &lt_bm25(k1, b)?),
+    )?;
     let dot = score(&index, &qs, &DotProduct)?;
     progress.advance(1);
     let (c, l) = (best_clsr.1, best_bm25.1);
@@ -476,21 +466,15 @@ fn tune(
         "clsr-dot" => index.run(&qs, &DotProduct, t.depth, "lt")?,
         _ => index.run(&qs, &clsr(c.0, c.1, c.2)?, t.depth, "lt")?,
     };
-    let mut best_w = (f64::NEG_INFINITY, s.linear_weight);
-    for &w in &g.linear_weight {
-        let fused = linear_fusion(
-            &[t.lexical, &latent_run],
-            &[1.0 - w, w],
-            Normalization::MinMax,
-            t.depth,
-            "lin",
-        )?;
-        let v = ndcg10(t.qrels, &fused);
-        progress.advance(1);
-        if v > best_w.0 {
-            best_w = (v, w);
-        }
-    }
+    let best_w = best_linear_weight(
+        t.qrels,
+        t.lexical,
+        &latent_run,
+        &g.linear_weight,
+        s.linear_weight,
+        t.depth,
+        progress,
+    )?;
     progress.end();
     progress.note(&format!(
         "tuned on qrels/{split}.tsv: doc_k {doc_k}, query_k {query_k} (CL-SR nDCG@10 {:.4}); CL-SR {c:?} {:.4}; lt-bm25 {l:?} {:.4}; dot {dot:.4}; hybrid with {hybrid_latent}, linear weight {} ({:.4})",

@@ -9,7 +9,9 @@ use crate::error::Result;
 use crate::pipeline::config::PipelineConfig;
 use crate::pipeline::latent_index::LatentIndex;
 use crate::pipeline::report::Latency;
-use crate::pipeline::{Progress, clsr, lt_bm25, ndcg10};
+use crate::pipeline::{
+    Progress, best_linear_weight, best_of, clsr, clsr_grid, lt_bm25, ndcg10, pairs,
+};
 
 /// Scorer parameters of the token rows and where they came from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -68,50 +70,31 @@ pub(crate) fn choose_params(
     let score = |scorer: &dyn Scorer| -> Result<f64> {
         Ok(ndcg10(qrels, &s.index.run(queries, scorer, depth, "tune")?))
     };
-    let total = g.lt_bm25_k1.len() * g.lt_bm25_b.len()
+    let total = t.tune_bm25_k1.len() * t.tune_bm25_b.len()
         + g.clsr_k1.len() * g.clsr_b.len() * g.clsr_k2.len()
         + g.linear_weight.len();
     progress.begin("tuning token scorers", Some(total as u64));
-    let mut bm25 = (f64::NEG_INFINITY, (t.bm25_k1, t.bm25_b));
-    for &k1 in &t.tune_bm25_k1 {
-        for &b in &t.tune_bm25_b {
-            let v = score(&lt_bm25(k1, b)?)?;
-            progress.advance(1);
-            if v > bm25.0 {
-                bm25 = (v, (k1, b));
-            }
-        }
-    }
-    let mut best_clsr = (f64::NEG_INFINITY, t.clsr);
-    for &k1 in &g.clsr_k1 {
-        for &b in &g.clsr_b {
-            for &k2 in &g.clsr_k2 {
-                let v = score(&clsr(k1, b, k2)?)?;
-                progress.advance(1);
-                if v > best_clsr.0 {
-                    best_clsr = (v, (k1, b, k2));
-                }
-            }
-        }
-    }
+    let bm25 = best_of(
+        pairs(&t.tune_bm25_k1, &t.tune_bm25_b),
+        (t.bm25_k1, t.bm25_b),
+        progress,
+        |(k1, b)| score(&lt_bm25(k1, b)?),
+    )?;
+    let best_clsr = best_of(clsr_grid(g), t.clsr, progress, |(k1, b, k2)| {
+        score(&clsr(k1, b, k2)?)
+    })?;
     let latent = s
         .index
         .run(queries, &lt_bm25(bm25.1.0, bm25.1.1)?, depth, "lt")?;
-    let mut best_w = (f64::NEG_INFINITY, t.linear_weight);
-    for &w in &g.linear_weight {
-        let fused = linear_fusion(
-            &[lexical, &latent],
-            &[1.0 - w, w],
-            Normalization::MinMax,
-            depth,
-            "lin",
-        )?;
-        let v = ndcg10(qrels, &fused);
-        progress.advance(1);
-        if v > best_w.0 {
-            best_w = (v, w);
-        }
-    }
+    let best_w = best_linear_weight(
+        qrels,
+        lexical,
+        &latent,
+        &g.linear_weight,
+        t.linear_weight,
+        depth,
+        progress,
+    )?;
     progress.end();
     progress.note(&format!(
         "token scorers tuned on qrels/{split}.tsv: BM25 {:?} {:.4}; CL-SR {:?} {:.4}; linear weight {} {:.4}",
