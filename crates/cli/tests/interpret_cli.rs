@@ -46,23 +46,32 @@ fn store(path: &Path, items: &[(String, String)]) {
     w.finish().expect("finish");
 }
 
-#[test]
-fn interpretability_commands_on_a_run_report() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path();
+/// `(id, text)` pairs.
+type Texts = Vec<(String, String)>;
+
+/// LIMIT-small's documents and queries, as the pipeline reads them.
+fn texts() -> (Texts, Texts) {
     let data = BeirDataset::open(dataset()).expect("LIMIT-small");
-    let docs: Vec<(String, String)> = data
+    let docs = data
         .corpus()
         .expect("corpus")
         .map(|doc| doc.map(|doc| (doc.id.clone(), doc.full_text())))
         .collect::<Result<_, _>>()
         .expect("documents");
-    let queries: Vec<(String, String)> = data
+    let queries = data
         .queries()
         .expect("queries")
         .into_iter()
         .map(|q| (q.id, q.text))
         .collect();
+    (docs, queries)
+}
+
+#[test]
+fn interpretability_commands_on_a_run_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (docs, queries) = texts();
     let (corpus_emb, query_emb) = (d.join("corpus.safetensors"), d.join("queries.safetensors"));
     store(&corpus_emb, &docs);
     store(&query_emb, &queries);
@@ -285,19 +294,7 @@ fn token_store(path: &Path, items: &[(String, String)]) {
 fn token_cards_and_token_explanations_on_a_token_run() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let data = BeirDataset::open(dataset()).expect("LIMIT-small");
-    let docs: Vec<(String, String)> = data
-        .corpus()
-        .expect("corpus")
-        .map(|doc| doc.map(|doc| (doc.id.clone(), doc.full_text())))
-        .collect::<Result<_, _>>()
-        .expect("documents");
-    let queries: Vec<(String, String)> = data
-        .queries()
-        .expect("queries")
-        .into_iter()
-        .map(|q| (q.id, q.text))
-        .collect();
+    let (docs, queries) = texts();
     let paths = [
         "corpus.safetensors",
         "queries.safetensors",

@@ -705,17 +705,13 @@ impl Encoder {
             .map(|(id, _)| TokenVectors::empty(id.as_ref(), self.info.dim))
             .collect();
         let prefix_len = self.prefix(kind).len();
-        let policy = self.info.special_tokens;
         let pass = Pass {
             check_dim: true,
             offsets: true,
             empty_is_error: false,
         };
         self.forward(&texts, kind, pass, |orig, enc, rows, dim| {
-            let t = select(items[orig].0.as_ref(), enc, rows, dim, prefix_len, policy);
-            if !t.data.iter().all(|x| x.is_finite()) {
-                return Err(self.non_finite(orig));
-            }
+            let t = self.kept_tokens(items[orig].0.as_ref(), orig, enc, rows, dim, prefix_len)?;
             out[orig] = t;
             Ok(())
         })?;
@@ -749,7 +745,6 @@ impl Encoder {
             .collect();
         let mut data: Vec<f32> = Vec::new();
         let prefix_len = self.prefix(kind).len();
-        let policy = self.info.special_tokens;
         let pass = Pass {
             check_dim: true,
             offsets: true,
@@ -766,10 +761,7 @@ impl Encoder {
                 dim,
                 &mut data[orig * dim..(orig + 1) * dim],
             )?;
-            let t = select(items[orig].0.as_ref(), enc, rows, dim, prefix_len, policy);
-            if !t.data.iter().all(|x| x.is_finite()) {
-                return Err(self.non_finite(orig));
-            }
+            let t = self.kept_tokens(items[orig].0.as_ref(), orig, enc, rows, dim, prefix_len)?;
             tokens[orig] = t;
             Ok(())
         })?;
@@ -914,6 +906,25 @@ impl Encoder {
         }
         if out.iter().all(|x| x.is_finite()) {
             Ok(())
+        } else {
+            Err(self.non_finite(orig))
+        }
+    }
+
+    /// The rows of one text's kept tokens (the special-token policy, prefix left out),
+    /// checked finite.
+    fn kept_tokens(
+        &self,
+        id: &str,
+        orig: usize,
+        enc: &Encoding,
+        rows: &[f32],
+        dim: usize,
+        prefix_len: usize,
+    ) -> Result<TokenVectors> {
+        let t = select(id, enc, rows, dim, prefix_len, self.info.special_tokens);
+        if t.data.iter().all(|x| x.is_finite()) {
+            Ok(t)
         } else {
             Err(self.non_finite(orig))
         }
