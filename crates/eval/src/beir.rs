@@ -187,11 +187,20 @@ pub fn read_qrels_tsv(reader: impl BufRead, name: impl AsRef<Path>) -> Result<Qr
                 },
             ));
         }
-        let rel = match fields[2].parse::<i64>() {
-            Ok(rel) => rel,
+        // Some BEIR exports write integral scores as `1.0`; a headerless file may
+        // start with such a judgment, so only a non-number marks line 1 as the header.
+        let integral_float = || {
+            fields[2]
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
+                .map(|f| f as i64)
+        };
+        let rel = match fields[2].parse::<i64>().ok().or_else(integral_float) {
+            Some(rel) => rel,
             // The header: its third column is a name, not a number.
-            Err(_) if line_no == 1 => continue,
-            Err(_) => {
+            None if line_no == 1 && fields[2].parse::<f64>().is_err() => continue,
+            None => {
                 return Err(Error::parse(
                     &path,
                     line_no,
@@ -245,7 +254,7 @@ impl<T: serde::de::DeserializeOwned> Iterator for JsonLines<T> {
             let (line_no, line) = match self.lines.next_line() {
                 Ok(Some(l)) => l,
                 Ok(None) => return None,
-                Err(e) => return Some(Err(e)),
+                Err(e) => return Some(Err(e.into())),
             };
             if line.trim().is_empty() {
                 continue;
@@ -370,5 +379,39 @@ mod tests {
         assert_eq!(ok.get("q").unwrap().relevance("d"), Some(2));
         let err = read_qrels_tsv(&b"query-id\tcorpus-id\tscore\nq\td\tx\n"[..], "t").unwrap_err();
         assert!(matches!(err, Error::Parse { line: 2, .. }));
+    }
+
+    #[test]
+    fn a_headerless_first_judgment_scored_1_0_is_kept() {
+        let q = read_qrels_tsv(&b"q1\td1\t1.0\nq1\td2\t2\n"[..], "t").unwrap();
+        assert_eq!(q.get("q1").unwrap().relevance("d1"), Some(1));
+        assert_eq!(q.get("q1").unwrap().relevance("d2"), Some(2));
+        let err = read_qrels_tsv(&b"q1\td1\t0.5\n"[..], "t").unwrap_err();
+        assert!(matches!(err, Error::Parse { line: 1, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_gzip_bomb_line_is_a_typed_error() {
+        let limit = latent_terms_io::max_line_bytes();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("qrels.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..(limit >> 20) + 2 {
+            std::io::Write::write_all(&mut enc, &chunk).unwrap();
+        }
+        std::fs::write(&path, enc.finish().unwrap()).unwrap();
+        let err = qrels_from_tsv_path(&path).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Parse {
+                    line: 1,
+                    kind: ParseErrorKind::LineTooLong { .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }

@@ -103,6 +103,16 @@ pub enum ParseErrorKind {
     /// The line is not valid UTF-8.
     #[error("the line is not valid UTF-8")]
     InvalidUtf8,
+    /// The line is longer than the reader's limit (a guard against decompression bombs).
+    #[error(
+        "the line is longer than {limit} bytes; if the file is trusted, raise the limit with the \
+         environment variable {}",
+        latent_terms_io::MAX_LINE_BYTES_ENV
+    )]
+    LineTooLong {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// A JSON line could not be decoded.
     #[error("invalid JSON record: {0}")]
     Json(String),
@@ -117,6 +127,20 @@ pub enum ParseErrorKind {
         /// Text found.
         found: String,
     },
+}
+
+impl From<latent_terms_io::LineError> for Error {
+    fn from(e: latent_terms_io::LineError) -> Self {
+        use latent_terms_io::LineError as L;
+        match e {
+            L::Io { path, source } => Error::Io { path, source },
+            L::InvalidUtf8 { path, line } => Error::parse(path, line, ParseErrorKind::InvalidUtf8),
+            L::TooLong { path, line, limit } => {
+                Error::parse(path, line, ParseErrorKind::LineTooLong { limit })
+            }
+            other => Error::InvalidInput(other.to_string()),
+        }
+    }
 }
 
 /// Shorthand for results of this crate.
