@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes a few small valid SAE resume-state files (the format of crates/sae/src/resume.rs:
-safetensors with {w_enc,b_enc,w_dec,b_dec}.{m,v} and since_fired as F32, __metadata__ step,
-threshold_sum, threshold_count and a CRC-32 over the tensors in that order), each behind the
+safetensors with {w_enc,b_enc,w_dec,b_dec}.{m,v} and since_fired as F32, __metadata__ format,
+weights, step, threshold_sum, threshold_count and a CRC-32 sealing the tensors in that order and
+the metadata, as crates/sae/src/seal.rs describes), each behind the
 shape byte the `sae_resume_state` target reads first, into a corpus folder, so the fuzzer
 starts past the header and checksum checks.  Standard library only.
 
@@ -34,11 +35,28 @@ def state(d_in: int, d_sae: int, step: int, with_moments: bool, seed: int) -> by
             arrays.append((f"{name}.v", shape, [rng.uniform(0, 1e-6) for _ in range(n)]))
     arrays.append(("since_fired", [d_sae], [float(rng.randrange(30)) for _ in range(d_sae)]))
     blobs = [struct.pack(f"<{len(a)}f", *a) for _, _, a in arrays]
+    meta = {
+        "format": "latent-terms-sae-state/2",
+        "weights": "0123abcd",
+        "step": str(step),
+        "threshold_sum": "1.25",
+        "threshold_count": "5",
+    }
+    meta["crc32"] = seal(blobs, meta)
+    return safetensors_file(arrays, blobs, meta)
+
+
+def seal(blobs: list, meta: dict) -> str:
+    """crates/sae/src/seal.rs: the tensors, then each metadata entry by key, length-prefixed."""
     crc = 0
     for b in blobs:
         crc = zlib.crc32(b, crc)
-    meta = {"step": str(step), "threshold_sum": "1.25", "threshold_count": "5", "crc32": f"{crc:08x}"}
-    return safetensors_file(arrays, blobs, meta)
+    for k, v in sorted(meta.items()):
+        if k == "crc32":
+            continue
+        for field in (k.encode(), v.encode()):
+            crc = zlib.crc32(struct.pack("<Q", len(field)) + field, crc)
+    return f"{crc:08x}"
 
 
 def shape_byte(d_in: int, d_sae: int) -> bytes:

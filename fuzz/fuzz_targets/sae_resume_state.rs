@@ -1,6 +1,6 @@
 //! Arbitrary bytes into the SAE trainer's resume-state loader (`<stem>.state.safetensors`,
 //! `TrainState::from_bytes`): an error or a state, never a panic; a state that loads must
-//! save and load back the same.
+//! save, load back paired with the weights it was saved with, and save to the same bytes.
 //!
 //! The first byte picks the SAE's shape (`d_in` 1–4, `d_sae` 2–9), the rest is the file.
 #![no_main]
@@ -21,9 +21,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         b_dec: vec![0.0; d_in],
     };
     if let Ok(state) = TrainState::from_bytes(file, &weights) {
-        let bytes = state.to_bytes().expect("a loaded state saves");
+        let bytes = state.to_bytes(&weights).expect("a loaded state saves");
         let again = TrainState::from_bytes(&bytes, &weights).expect("a saved state loads");
-        // Debug, not ==: NaN moments are kept as they are and NaN != NaN.
-        assert_eq!(format!("{again:?}"), format!("{state:?}"));
+        again.check_paired(&weights).expect("saved with these weights");
+        // Bytes, not ==: NaN moments are kept as they are and NaN != NaN.
+        assert_eq!(again.to_bytes(&weights).expect("saves"), bytes);
     }
 });

@@ -164,6 +164,35 @@ impl SaeEncoder {
         self.weights.config.input_scale.unwrap_or(1.0)
     }
 
+    /// Checks that rows of `dim` values are what this SAE reads. The encode methods take
+    /// flat row-major data and can only check that its length is a multiple of `d_in`
+    /// (16-d rows would pass an 8-d SAE as twice as many 8-d rows), so callers that know
+    /// their rows' dimension check it here first.
+    ///
+    /// ```
+    /// # use latent_terms_sae::{SaeConfig, SaeEncoder, SaeKind, SaeWeights};
+    /// let config = SaeConfig::new(SaeKind::TopK, 8, 16, 2)?;
+    /// let sae = SaeEncoder::new(SaeWeights {
+    ///     config,
+    ///     w_enc: vec![0.0; 8 * 16],
+    ///     b_enc: vec![0.0; 16],
+    ///     w_dec: vec![0.0; 16 * 8],
+    ///     b_dec: vec![0.0; 8],
+    /// })?;
+    /// assert!(sae.check_dim(8).is_ok());
+    /// assert!(sae.check_dim(16).is_err());
+    /// # Ok::<(), latent_terms_sae::Error>(())
+    /// ```
+    pub fn check_dim(&self, dim: usize) -> Result<()> {
+        if dim != self.d_in() {
+            return Err(Error::DimensionMismatch {
+                expected: self.d_in(),
+                got: dim,
+            });
+        }
+        Ok(())
+    }
+
     fn check_input(&self, rows: &[f32]) -> Result<()> {
         let d = self.d_in();
         if !rows.len().is_multiple_of(d) {

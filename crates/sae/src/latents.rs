@@ -7,8 +7,9 @@
 //! | `values`  | `F32` | [nnz]     | activations                                          |
 //! | `ids`     | `U8`  | [bytes]   | the row ids as a UTF-8 JSON array of strings         |
 //!
-//! `__metadata__`: `format` = `latent-terms-latents`, `version` = `1`, `d_sae`, and
-//! `crc32` over the four tensors' bytes in the order above. In Python:
+//! `__metadata__`: `format` = `latent-terms-latents`, `version` = `2`, `d_sae`, and
+//! `crc32` sealing the four tensors' bytes in the order above and the metadata
+//! (`crate::seal`; version 1 files, whose CRC left `d_sae` out, are refused). In Python:
 //! `scipy.sparse.csr_matrix((t["values"], t["indices"], t["indptr"]))`.
 
 use std::collections::HashMap;
@@ -18,9 +19,11 @@ use safetensors::tensor::{Dtype, TensorView};
 
 use crate::encoder::SparseCode;
 use crate::error::{Error, Result};
+use crate::seal;
 use crate::weights::{bytes_f32, f32_bytes, write_atomic};
 
 const FORMAT: &str = "latent-terms-latents";
+const VERSION: &str = "2";
 
 /// Sparse latent codes with their row ids.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -62,20 +65,19 @@ impl Latents {
             ("values", Dtype::F32, vec![nnz], &values),
             ("ids", Dtype::U8, vec![ids.len()], &ids),
         ];
-        let mut crc = crc32fast::Hasher::new();
         let mut views = Vec::new();
         for (name, dtype, shape, data) in parts {
-            crc.update(data);
             let view = TensorView::new(dtype, shape, data)
                 .map_err(|e| Error::checkpoint(path, e.to_string()))?;
             views.push((name, view));
         }
-        let metadata = HashMap::from([
+        let mut metadata = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
-            ("version".to_string(), "1".to_string()),
+            ("version".to_string(), VERSION.to_string()),
             ("d_sae".to_string(), self.d_sae.to_string()),
-            ("crc32".to_string(), format!("{:08x}", crc.finalize())),
         ]);
+        let sealed = seal::seal([&indptr[..], &indices, &values, &ids], &metadata);
+        metadata.insert(seal::CRC_KEY.to_string(), sealed);
         let bytes = safetensors::serialize(views, Some(metadata))
             .map_err(|e| Error::checkpoint(path, e.to_string()))?;
         write_atomic(path, &bytes)
@@ -96,28 +98,32 @@ impl Latents {
         if meta.get("format").map(String::as_str) != Some(FORMAT) {
             return Err(format!("not a {FORMAT} file"));
         }
+        match meta.get("version").map(String::as_str) {
+            Some(VERSION) => {}
+            Some("1") => {
+                return Err("a version 1 latents file (its checksum leaves d_sae out): \
+                            write it again with this version"
+                    .into());
+            }
+            other => return Err(format!("unknown latents file version {other:?}")),
+        }
         let d_sae: usize = meta
             .get("d_sae")
             .and_then(|s| s.parse().ok())
             .ok_or("no numeric d_sae in __metadata__")?;
-        let want_crc = meta.get("crc32").ok_or("no crc32 in __metadata__")?.clone();
         let t = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
-        let mut crc = crc32fast::Hasher::new();
-        let mut get = |name: &str, dtype: Dtype| -> std::result::Result<Vec<u8>, String> {
+        let get = |name: &str, dtype: Dtype| -> std::result::Result<Vec<u8>, String> {
             let view = t.tensor(name).map_err(|e| format!("{name}: {e}"))?;
             if view.dtype() != dtype {
                 return Err(format!("{name} is {:?}, expected {dtype:?}", view.dtype()));
             }
-            crc.update(view.data());
             Ok(view.data().to_vec())
         };
         let indptr = get("indptr", Dtype::U64)?;
         let indices = get("indices", Dtype::U32)?;
         let values = get("values", Dtype::F32)?;
         let ids = get("ids", Dtype::U8)?;
-        if format!("{:08x}", crc.finalize()) != want_crc {
-            return Err("checksum mismatch".into());
-        }
+        seal::check([&indptr[..], &indices, &values, &ids], meta)?;
         let ids: Vec<String> = serde_json::from_slice(&ids).map_err(|e| format!("ids: {e}"))?;
         let indptr: Vec<usize> = indptr
             .chunks_exact(8)
@@ -190,5 +196,15 @@ mod tests {
         bytes[n - 20] ^= 1;
         assert!(Latents::from_bytes(&bytes).is_err());
         assert!(Latents::from_bytes(&bytes[..n / 2]).is_err());
+        // d_sae 10 -> 90 in the metadata: every row still fits, only the seal notices.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let pos = bytes
+            .windows(10)
+            .position(|w| w == b"\"d_sae\":\"1")
+            .unwrap()
+            + 9;
+        bytes[pos] = b'9';
+        let err = Latents::from_bytes(&bytes).unwrap_err();
+        assert!(err.contains("checksum"), "{err}");
     }
 }

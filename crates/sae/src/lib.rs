@@ -32,6 +32,7 @@ mod error;
 mod latents;
 mod resume;
 mod scale;
+mod seal;
 mod weights;
 
 #[cfg(feature = "train")]

@@ -3,8 +3,13 @@
 //!
 //! Saved beside the checkpoint as `<stem>.state.safetensors`: tensors `{w_enc,b_enc,
 //! w_dec,b_dec}.{m,v}` (in the trainer's device layout: encoder as `[d_sae, d_in]` rows)
-//! and `since_fired` (`[d_sae]`, as F32), with `__metadata__` holding `step`, the
-//! threshold accumulators and a CRC-32 of the tensor bytes.
+//! and `since_fired` (`[d_sae]`, as F32), with `__metadata__` holding `format`
+//! (`latent-terms-sae-state/2`), `step`, the threshold accumulators, `weights` (the content
+//! checksum of the checkpoint saved with it, [`SaeWeights::content_crc`]) and a CRC-32 that
+//! seals the tensors and all of that metadata (`crate::seal`).
+//!
+//! Checkpoint and state are two files renamed one after the other, so a crash between the
+//! renames could pair new weights with an old state; `weights` catches that on resume.
 //!
 //! Burn-free, so the loader can be fuzzed without building a backend.
 
@@ -12,7 +17,11 @@ use std::collections::HashMap;
 
 use safetensors::tensor::{Dtype, TensorView};
 
+use crate::seal;
 use crate::weights::{SaeWeights, bytes_f32, f32_bytes};
+
+/// The state format: sealed metadata and the checkpoint's content checksum.
+const FORMAT: &str = "latent-terms-sae-state/2";
 
 /// Host copy of the optimiser and bookkeeping state of a run.
 #[derive(Clone, Debug, PartialEq)]
@@ -26,6 +35,8 @@ pub struct TrainState {
     /// Host Adam moments in `NAMES` order, `(m, v)`; empty when fresh.
     pub(crate) moments: Vec<(Vec<f32>, Vec<f32>)>,
     pub(crate) shapes: Vec<Vec<usize>>,
+    /// The content checksum of the weights this state was saved with; `None` when fresh.
+    pub(crate) saved_with: Option<String>,
 }
 
 pub(crate) const NAMES: [&str; 4] = ["w_enc", "b_enc", "w_dec", "b_dec"];
@@ -41,6 +52,7 @@ impl TrainState {
             threshold_count: 0,
             moments: Vec::new(),
             shapes: vec![vec![m, d], vec![m], vec![m, d], vec![d]],
+            saved_with: None,
         }
     }
 
@@ -51,8 +63,8 @@ impl TrainState {
             .then(|| (self.threshold_sum / self.threshold_count as f64) as f32)
     }
 
-    /// The state file's bytes.
-    pub fn to_bytes(&self) -> std::result::Result<Vec<u8>, String> {
+    /// The state file's bytes, to be saved beside the checkpoint of `weights`.
+    pub fn to_bytes(&self, weights: &SaeWeights) -> std::result::Result<Vec<u8>, String> {
         let mut blobs: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
         for ((name, (m, v)), shape) in NAMES.iter().zip(&self.moments).zip(&self.shapes) {
             blobs.push((format!("{name}.m"), shape.clone(), f32_bytes(m)));
@@ -60,33 +72,47 @@ impl TrainState {
         }
         let since: Vec<f32> = self.since_fired.iter().map(|&s| s as f32).collect();
         blobs.push(("since_fired".into(), vec![since.len()], f32_bytes(&since)));
-        let mut crc = crc32fast::Hasher::new();
         let mut views = Vec::new();
         for (name, shape, bytes) in &blobs {
-            crc.update(bytes);
             let view =
                 TensorView::new(Dtype::F32, shape.clone(), bytes).map_err(|e| e.to_string())?;
             views.push((name.clone(), view));
         }
-        let meta = HashMap::from([
+        let mut meta = HashMap::from([
+            ("format".to_string(), FORMAT.to_string()),
+            ("weights".to_string(), weights.content_crc()),
             ("step".to_string(), self.step.to_string()),
             ("threshold_sum".to_string(), self.threshold_sum.to_string()),
             (
                 "threshold_count".to_string(),
                 self.threshold_count.to_string(),
             ),
-            ("crc32".to_string(), format!("{:08x}", crc.finalize())),
         ]);
+        let sealed = seal::seal(blobs.iter().map(|(_, _, b)| b.as_slice()), &meta);
+        meta.insert(seal::CRC_KEY.to_string(), sealed);
         safetensors::serialize(views, Some(meta)).map_err(|e| e.to_string())
     }
 
     /// Parses a state file for the SAE whose weights are `w`; the reason on failure.
     ///
     /// The moments must be all present or all absent (a run saved before its first step).
+    /// Whether the state belongs to `w`'s exact weights is checked by
+    /// [`TrainState::check_paired`], not here: `w` only gives the shapes.
     pub fn from_bytes(bytes: &[u8], w: &SaeWeights) -> std::result::Result<Self, String> {
         let (_, header) =
             safetensors::SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
         let meta = header.metadata().clone().unwrap_or_default();
+        match meta.get("format").map(String::as_str) {
+            Some(FORMAT) => {}
+            None => {
+                return Err(
+                    "a resume state from an older version (no format tag): it cannot \
+                            be checked against its checkpoint; train again without --resume"
+                        .into(),
+                );
+            }
+            Some(other) => return Err(format!("unknown resume-state format {other:?}")),
+        }
         let num = |k: &str| {
             meta.get(k)
                 .cloned()
@@ -94,13 +120,13 @@ impl TrainState {
         };
         let t = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
         let mut fresh = Self::fresh(w);
-        let mut crc = crc32fast::Hasher::new();
+        let mut sealed: Vec<&[u8]> = Vec::new();
         let mut get = |name: &str, shape: &[usize]| -> std::result::Result<Vec<f32>, String> {
             let v = t.tensor(name).map_err(|e| format!("{name}: {e}"))?;
             if v.dtype() != Dtype::F32 || v.shape() != shape {
                 return Err(format!("{name} has the wrong type or shape"));
             }
-            crc.update(v.data());
+            sealed.push(v.data());
             Ok(bytes_f32(v.data()))
         };
         let mut moments = Vec::new();
@@ -116,9 +142,8 @@ impl TrainState {
             }
         }
         let since = get("since_fired", &[w.config.d_sae])?;
-        if format!("{:08x}", crc.finalize()) != num("crc32")? {
-            return Err("checksum mismatch".into());
-        }
+        seal::check(sealed, &meta)?;
+        fresh.saved_with = Some(num("weights")?);
         let parse_err = |k: &str| format!("{k} is not a number");
         fresh.step = num("step")?.parse().map_err(|_| parse_err("step"))?;
         fresh.threshold_sum = num("threshold_sum")?
@@ -133,6 +158,21 @@ impl TrainState {
         fresh.since_fired = since.into_iter().map(|s| s as u32).collect();
         fresh.moments = moments;
         Ok(fresh)
+    }
+
+    /// Checks that this state was saved with exactly the weights `w` (the checkpoint
+    /// beside it); the reason on failure.
+    pub fn check_paired(&self, w: &SaeWeights) -> std::result::Result<(), String> {
+        match &self.saved_with {
+            Some(id) if *id == w.content_crc() => Ok(()),
+            Some(id) => Err(format!(
+                "the resume state was saved with other weights (checksum {id}, the checkpoint's is \
+                 {}): checkpoint and state do not belong together (a crash between their writes?); \
+                 resume from a matching pair or train again without --resume",
+                w.content_crc()
+            )),
+            None => Err("the resume state names no checkpoint".into()),
+        }
     }
 }
 
@@ -173,8 +213,15 @@ mod tests {
     fn round_trips_fresh_and_started_states() {
         let w = weights();
         for s in [TrainState::fresh(&w), started(&w)] {
-            let back = TrainState::from_bytes(&s.to_bytes().unwrap(), &w).unwrap();
-            assert_eq!(back, s);
+            let back = TrainState::from_bytes(&s.to_bytes(&w).unwrap(), &w).unwrap();
+            back.check_paired(&w).unwrap();
+            assert_eq!(
+                TrainState {
+                    saved_with: None,
+                    ..back
+                },
+                s
+            );
         }
         assert_eq!(started(&w).threshold(), Some(0.5));
     }
@@ -201,7 +248,7 @@ mod tests {
     #[test]
     fn a_flipped_byte_or_another_sae_is_refused() {
         let w = weights();
-        let mut bytes = started(&w).to_bytes().unwrap();
+        let mut bytes = started(&w).to_bytes(&w).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0x40;
         let err = TrainState::from_bytes(&bytes, &w).unwrap_err();
@@ -213,7 +260,25 @@ mod tests {
             w_dec: vec![0.5; 15],
             b_dec: vec![0.0; 3],
         };
-        let err = TrainState::from_bytes(&started(&w).to_bytes().unwrap(), &other).unwrap_err();
+        let err = TrainState::from_bytes(&started(&w).to_bytes(&w).unwrap(), &other).unwrap_err();
         assert!(err.contains("shape"), "{err}");
+    }
+
+    #[test]
+    fn edited_step_or_weights_of_another_save_are_refused() {
+        let w = weights();
+        let bytes = started(&w).to_bytes(&w).unwrap();
+        // "step":"7" -> "step":"8": same length, so only the seal can notice.
+        let pos = bytes.windows(9).position(|x| x == b"\"step\":\"7").unwrap() + 8;
+        let mut edited = bytes.clone();
+        edited[pos] = b'8';
+        let err = TrainState::from_bytes(&edited, &w).unwrap_err();
+        assert!(err.contains("checksum"), "{err}");
+        // Weights of a later step beside this state: same shapes, other content.
+        let mut later = w.clone();
+        later.w_enc[0] += 0.25;
+        let state = TrainState::from_bytes(&bytes, &later).unwrap();
+        let err = state.check_paired(&later).unwrap_err();
+        assert!(err.contains("do not belong together"), "{err}");
     }
 }

@@ -24,8 +24,7 @@
 //! for Python users (`safetensors.torch.load_file` + `json.load`).
 
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, TensorView};
@@ -264,13 +263,10 @@ impl SaeWeights {
             (&threshold, vec![c.d_sae]),
         ];
         let bytes: Vec<Vec<u8>> = arrays.iter().map(|(a, _)| f32_bytes(a)).collect();
-        let mut crc = crc32fast::Hasher::new();
-        bytes.iter().for_each(|b| crc.update(b));
         let cfg = c.to_json();
-        crc.update(cfg.as_bytes());
         let metadata = HashMap::from([
             ("cfg".to_string(), cfg.clone()),
-            ("crc32".to_string(), format!("{:08x}", crc.finalize())),
+            ("crc32".to_string(), content_crc(&bytes, &cfg)),
             ("format".to_string(), FORMAT_CFG_CHECKED.to_string()),
         ]);
         let mut views = Vec::with_capacity(5);
@@ -283,6 +279,24 @@ impl SaeWeights {
             .map_err(|e| Error::checkpoint(path, e.to_string()))?;
         write_atomic(path, &serialized)?;
         write_atomic(&cfg_path(path), cfg.as_bytes())
+    }
+
+    /// The checkpoint's content checksum: the CRC-32 [`SaeWeights::save`] stores, over the
+    /// tensors and the cfg. A resume state records it to name the weights it belongs to.
+    pub fn content_crc(&self) -> String {
+        let c = &self.config;
+        let threshold = self.threshold_tensor();
+        let bytes: Vec<Vec<u8>> = [
+            &self.w_enc[..],
+            &self.b_enc,
+            &self.w_dec,
+            &self.b_dec,
+            &threshold,
+        ]
+        .iter()
+        .map(|a| f32_bytes(a))
+        .collect();
+        content_crc(&bytes, &c.to_json())
     }
 
     /// Reads and verifies a checkpoint written by [`SaeWeights::save`].
@@ -381,27 +395,17 @@ pub(crate) fn bytes_f32(data: &[u8]) -> Vec<f32> {
         .collect()
 }
 
-/// Writes `bytes` to a temporary file next to `path`, syncs, and renames it over `path`.
+/// Writes `bytes` atomically (`latent_terms_io`), with this crate's error.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    latent_terms_io::write_bytes(path, bytes).map_err(|e| Error::io(path, e))
+}
+
+/// CRC-32 over the five tensors' bytes in file order, then the cfg JSON.
+fn content_crc(tensors: &[Vec<u8>], cfg: &str) -> String {
+    let mut crc = crc32fast::Hasher::new();
+    tensors.iter().for_each(|b| crc.update(b));
+    crc.update(cfg.as_bytes());
+    format!("{:08x}", crc.finalize())
 }
 
 #[cfg(test)]

@@ -562,6 +562,7 @@ pub(crate) fn intrusion_cmd(args: &IntrusionArgs) -> CliResult {
         let sae = SaeEncoder::load(path)?;
         let cfg = &sae.weights().config;
         let k = args.k.unwrap_or(cfg.k);
+        sae.check_dim(corpus.dim())?;
         let codes = sae.encode(corpus.data(), &EncodeOptions::top_k(k))?;
         let index = LatentIndex::build(corpus.ids(), &codes, None)?;
         let options = IntrusionOptions {

@@ -431,6 +431,7 @@ fn encode_options(args: &EncodeArgs, sae: &SaeEncoder) -> CliResult<EncodeOption
 fn encode(args: &EncodeArgs) -> CliResult {
     let sae = SaeEncoder::load(&args.sae)?;
     let emb = EmbeddingsStore::open(&args.embeddings)?.load()?;
+    sae.check_dim(emb.dim())?;
     let options = encode_options(args, &sae)?;
     let started = std::time::Instant::now();
     let codes = sae.encode(emb.data(), &options)?;
@@ -459,6 +460,7 @@ fn reconstruct(args: &EncodeArgs) -> CliResult {
     let sae = SaeEncoder::load(&args.sae)?;
     let store = EmbeddingsStore::open(&args.embeddings)?;
     let emb = store.load()?;
+    sae.check_dim(emb.dim())?;
     let codes = sae.encode(emb.data(), &encode_options(args, &sae)?)?;
     let back = sae.decode(&codes);
     let mut meta = store.metadata().clone();

@@ -1,22 +1,34 @@
-//! Cache keys: a stable 64-bit hash of a stage's inputs (files and settings), so a
-//! second run with the same inputs reuses the stage's artefacts.
+//! The pipeline's cache: keys that name a stage's inputs, and entries that seal the
+//! artefacts a stage leaves, so a second run with the same inputs reuses them and a run
+//! with changed inputs, or over a damaged cache, never does.
 //!
-//! Files are hashed by name, length and content; files larger than
-//! [`FULL_HASH_LIMIT`] by length plus their first and last MiB (an ONNX model or a
-//! large embeddings store is identified well enough by that, and hashing it whole on
-//! every run would cost seconds).
+//! - A [`CacheKey`] is an XXH3-128 hash of the cache version (crate version and
+//!   [`CACHE_FORMAT`]), the stage's name and settings, and the **full content** of every
+//!   input file, directories included recursively.
+//! - A [`CacheEntry`] is a stage's output files, each with a sidecar
+//!   `<file>.entry.json` holding the stage key, the cache version, the file's length and
+//!   its content hash. On lookup every file is hashed again; a missing, stale or damaged
+//!   entry is removed and recomputed, with a warning, and never used.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::fs;
 use std::path::{Path, PathBuf};
+
+use latent_terms_io::ContentHasher;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// Files up to this size are hashed whole.
-pub const FULL_HASH_LIMIT: u64 = 8 << 20;
-const EDGE: u64 = 1 << 20;
+/// Bumped when an artefact's layout or a stage's meaning changes, with the crate version.
+pub const CACHE_FORMAT: &str = "cache-2";
 
-/// FNV-1a (64-bit) over a sequence of tagged fields.
+fn cache_version() -> String {
+    format!("{}/{CACHE_FORMAT}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Directories nested deeper than this are not followed (a symlink loop ends here).
+const MAX_DEPTH: usize = 16;
+
+/// A hash of a sequence of tagged fields: strings, numbers, files and directories.
 ///
 /// ```
 /// use latent_terms::pipeline::CacheKey;
@@ -26,27 +38,25 @@ const EDGE: u64 = 1 << 20;
 /// let c = CacheKey::new("sae").str("topk").num(2048).finish();
 /// assert_eq!(a, b);
 /// assert_ne!(a, c);
-/// assert_eq!(a.len(), 16);
+/// assert_eq!(a.len(), 32);
 /// ```
 #[derive(Clone, Debug)]
 pub struct CacheKey {
-    state: u64,
+    hasher: ContentHasher,
 }
 
 impl CacheKey {
-    /// A key for the stage `stage`.
+    /// A key for the stage `stage` under this version of the cache.
     pub fn new(stage: &str) -> Self {
         CacheKey {
-            state: 0xcbf2_9ce4_8422_2325,
+            hasher: ContentHasher::new(),
         }
+        .str(&cache_version())
         .str(stage)
     }
 
     fn bytes(mut self, bytes: &[u8]) -> Self {
-        for &b in bytes {
-            self.state ^= u64::from(b);
-            self.state = self.state.wrapping_mul(0x0100_0000_01b3);
-        }
+        self.hasher.update(bytes);
         self
     }
 
@@ -65,50 +75,191 @@ impl CacheKey {
         self.str(key)
     }
 
-    /// Adds a file: its name, length and content (or edges, above [`FULL_HASH_LIMIT`]).
+    /// Adds a file: its name, length and every byte of its content.
     pub fn file(self, path: &Path) -> Result<Self> {
-        let io = |e| Error::io(path, e);
-        let mut file = File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let mut key = self.str(&name).num(len);
-        if len <= FULL_HASH_LIMIT {
-            let mut buf = Vec::with_capacity(len as usize);
-            file.read_to_end(&mut buf).map_err(io)?;
-            key = key.bytes(&buf);
-        } else {
-            let mut buf = vec![0u8; EDGE as usize];
-            file.read_exact(&mut buf).map_err(io)?;
-            key = key.bytes(&buf);
-            file.seek(SeekFrom::Start(len - EDGE)).map_err(io)?;
-            file.read_exact(&mut buf).map_err(io)?;
-            key = key.bytes(&buf);
-        }
-        Ok(key)
+        self.str(&name).content(path)
     }
 
-    /// Adds every regular file of a directory (not recursive), in name order.
+    fn content(mut self, path: &Path) -> Result<Self> {
+        let io = |e| Error::io(path, e);
+        let file = fs::File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        self = self.num(len);
+        let read = self.hasher.update_reader(file).map_err(io)?;
+        // A file that grows or shrinks while it is hashed would give a key for no content.
+        if read != len {
+            return Err(Error::io(
+                path,
+                std::io::Error::other("the file changed while it was read"),
+            ));
+        }
+        Ok(self)
+    }
+
+    /// Adds every regular file under a directory, recursively, by relative path in order.
     pub fn dir(self, dir: &Path) -> Result<Self> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| Error::io(dir, e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file())
-            .collect();
+        let mut files = Vec::new();
+        walk(dir, Path::new(""), 0, &mut files)?;
         files.sort();
         let mut key = self.num(files.len() as u64);
-        for f in &files {
-            key = key.file(f)?;
+        for rel in &files {
+            key = key.str(&rel.to_string_lossy()).content(&dir.join(rel))?;
         }
         Ok(key)
     }
 
-    /// The key as 16 hex digits.
+    /// The key as 32 hex digits.
     pub fn finish(&self) -> String {
-        format!("{:016x}", self.state)
+        format!("{:032x}", self.hasher.finish())
     }
+}
+
+fn walk(root: &Path, rel: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
+    let dir = root.join(rel);
+    if depth > MAX_DEPTH {
+        return Err(Error::io(
+            &dir,
+            std::io::Error::other(format!(
+                "directories nest deeper than {MAX_DEPTH} levels (a symlink loop?)"
+            )),
+        ));
+    }
+    for entry in fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+        let entry = entry.map_err(|e| Error::io(&dir, e))?;
+        let path = entry.path();
+        // Follows symlinks: a model directory of links is hashed by what it points to.
+        let meta = fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
+        let rel = rel.join(entry.file_name());
+        if meta.is_dir() {
+            walk(root, &rel, depth + 1, out)?;
+        } else if meta.is_file() {
+            out.push(rel);
+        }
+    }
+    Ok(())
+}
+
+/// What a lookup found.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Lookup {
+    /// Every file is there and matches its seal.
+    Hit,
+    /// Nothing is there.
+    Miss,
+    /// Something was there but cannot be trusted (the reason); it was removed.
+    Stale(String),
+}
+
+/// The sidecar that seals one cached file.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Seal {
+    key: String,
+    version: String,
+    len: u64,
+    xxh3: String,
+}
+
+/// A stage's output files in the cache, sealed against its key.
+#[derive(Clone, Debug)]
+pub(crate) struct CacheEntry {
+    key: String,
+    files: Vec<PathBuf>,
+}
+
+impl CacheEntry {
+    /// The entry of `files`, made by the stage whose key is `key`.
+    pub(crate) fn new(key: &str, files: impl IntoIterator<Item = PathBuf>) -> Self {
+        CacheEntry {
+            key: key.to_owned(),
+            files: files.into_iter().collect(),
+        }
+    }
+
+    /// Checks every file against its seal. A partial, stale or damaged entry is removed.
+    pub(crate) fn lookup(&self) -> Lookup {
+        let present = self
+            .files
+            .iter()
+            .filter(|f| f.exists() || sidecar(f).exists())
+            .count();
+        if present == 0 {
+            return Lookup::Miss;
+        }
+        match self.verify() {
+            Ok(()) => Lookup::Hit,
+            Err(reason) => {
+                self.remove();
+                Lookup::Stale(reason)
+            }
+        }
+    }
+
+    fn verify(&self) -> std::result::Result<(), String> {
+        let version = cache_version();
+        for file in &self.files {
+            let shown = file.display();
+            let text = fs::read_to_string(sidecar(file))
+                .map_err(|_| format!("{shown}: no readable seal (an interrupted write?)"))?;
+            let seal: Seal = serde_json::from_str(&text)
+                .map_err(|e| format!("{shown}: its seal is damaged ({e})"))?;
+            if seal.version != version {
+                return Err(format!(
+                    "{shown}: written by cache version {}, this is {version}",
+                    seal.version
+                ));
+            }
+            if seal.key != self.key {
+                return Err(format!("{shown}: sealed for other inputs"));
+            }
+            let now = seal_of(file, &self.key).map_err(|e| format!("{shown}: {e}"))?;
+            if now != seal {
+                return Err(format!(
+                    "{shown}: its content changed after it was cached (edited or corrupt)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Seals every file (after the stage wrote them all).
+    pub(crate) fn seal(&self) -> Result<()> {
+        for file in &self.files {
+            let seal = seal_of(file, &self.key).map_err(|e| Error::io(file, e))?;
+            let json = serde_json::to_vec_pretty(&seal).unwrap_or_default();
+            latent_terms_io::write_bytes(&sidecar(file), &json)
+                .map_err(|e| Error::io(sidecar(file), e))?;
+        }
+        Ok(())
+    }
+
+    /// Removes the files and their seals (best effort: a leftover is caught by its seal).
+    pub(crate) fn remove(&self) {
+        for file in &self.files {
+            let _ = fs::remove_file(sidecar(file));
+            let _ = fs::remove_file(file);
+        }
+    }
+}
+
+fn sidecar(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".entry.json");
+    PathBuf::from(name)
+}
+
+fn seal_of(file: &Path, key: &str) -> std::io::Result<Seal> {
+    let mut hasher = ContentHasher::new();
+    let len = hasher.update_reader(fs::File::open(file)?)?;
+    Ok(Seal {
+        key: key.to_owned(),
+        version: cache_version(),
+        len,
+        xxh3: format!("{:032x}", hasher.finish()),
+    })
 }
 
 #[cfg(test)]
@@ -139,5 +290,52 @@ mod tests {
         let a = CacheKey::new("s").str("ab").str("c").finish();
         let b = CacheKey::new("s").str("a").str("bc").finish();
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn directories_are_hashed_recursively() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("onnx")).unwrap();
+        let model = dir.path().join("onnx").join("model.onnx");
+        std::fs::write(&model, "weights").unwrap();
+        let k1 = CacheKey::new("x").dir(dir.path()).unwrap().finish();
+        std::fs::write(&model, "weightz").unwrap();
+        assert_ne!(k1, CacheKey::new("x").dir(dir.path()).unwrap().finish());
+    }
+
+    #[test]
+    fn a_large_file_edited_in_the_middle_changes_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("store.safetensors");
+        let mut bytes = vec![7u8; 9 << 20];
+        std::fs::write(&p, &bytes).unwrap();
+        let k1 = CacheKey::new("x").file(&p).unwrap().finish();
+        bytes[(9 << 20) / 2] ^= 1;
+        std::fs::write(&p, &bytes).unwrap();
+        assert_ne!(k1, CacheKey::new("x").file(&p).unwrap().finish());
+    }
+
+    #[test]
+    fn entries_hit_only_when_sealed_for_the_key_and_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("bm25.run");
+        let entry = CacheEntry::new("k1", [a.clone()]);
+        assert_eq!(entry.lookup(), Lookup::Miss);
+        std::fs::write(&a, "q1 Q0 d1 1 2.0 r\n").unwrap();
+        // Written but never sealed: an interrupted stage.
+        assert!(matches!(entry.lookup(), Lookup::Stale(_)));
+        assert!(!a.exists(), "a stale entry is removed");
+        std::fs::write(&a, "q1 Q0 d1 1 2.0 r\n").unwrap();
+        entry.seal().unwrap();
+        assert_eq!(entry.lookup(), Lookup::Hit);
+        assert!(matches!(
+            CacheEntry::new("k2", [a.clone()]).lookup(),
+            Lookup::Stale(r) if r.contains("other inputs")
+        ));
+        std::fs::write(&a, "q1 Q0 d1 1 2.0 r\n").unwrap();
+        entry.seal().unwrap();
+        // Same length, one byte edited by hand.
+        std::fs::write(&a, "q1 Q0 d2 1 2.0 r\n").unwrap();
+        assert!(matches!(entry.lookup(), Lookup::Stale(r) if r.contains("changed")));
     }
 }

@@ -44,7 +44,8 @@ use latent_terms_eval::fusion::reciprocal_rank_fusion;
 use latent_terms_eval::{Evaluator, Measure, Qrels, Run};
 use latent_terms_sparse_index::{Bm25, Bm25Params, ClSr, ClSrParams};
 
-pub use cache::{CacheKey, FULL_HASH_LIMIT};
+pub use cache::{CACHE_FORMAT, CacheKey};
+pub(crate) use cache::{CacheEntry, Lookup};
 pub use chunks::{max_pool, strongest, window_id, window_owner, word_windows};
 pub use config::{
     ChunkSettings, EncoderSettings, InferenceSettings, PipelineConfig, Representation, SaeSettings,
@@ -126,20 +127,46 @@ pub(crate) struct Clock {
     pub(crate) seconds: BTreeMap<String, f64>,
     pub(crate) cached: Vec<String>,
     pub(crate) keys: BTreeMap<String, String>,
+    /// Cache entries found stale or damaged (and recomputed), with the reason.
+    pub(crate) stale: Vec<String>,
+}
+
+/// What a stage tells the clock: whether it was served from the cache, and the cache
+/// entries it found stale or damaged (removed and recomputed).
+#[derive(Default)]
+pub(crate) struct Stage {
+    pub(crate) cached: bool,
+    stale: Vec<String>,
+}
+
+impl Stage {
+    /// Whether `entry` can be used. A stale or damaged entry is removed and noted.
+    pub(crate) fn lookup(&mut self, entry: &CacheEntry) -> bool {
+        match entry.lookup() {
+            Lookup::Hit => true,
+            Lookup::Miss => false,
+            Lookup::Stale(reason) => {
+                self.stale
+                    .push(format!("cache entry not used, recomputed: {reason}"));
+                false
+            }
+        }
+    }
 }
 
 impl Clock {
     pub(crate) fn time<T>(
         &mut self,
         stage: &str,
-        f: impl FnOnce(&mut bool) -> Result<T>,
+        f: impl FnOnce(&mut Stage) -> Result<T>,
     ) -> Result<T> {
         let start = Instant::now();
-        let mut cached = false;
-        let out = f(&mut cached)?;
+        let mut state = Stage::default();
+        let out = f(&mut state)?;
         self.seconds
             .insert(stage.to_owned(), start.elapsed().as_secs_f64());
-        if cached {
+        self.stale.append(&mut state.stale);
+        if state.cached {
             self.cached.push(stage.to_owned());
         }
         Ok(out)
@@ -346,18 +373,22 @@ pub(crate) fn lt_bm25(k1: f32, b: f32) -> Result<Bm25> {
     })?)
 }
 
+/// The run cached at `path` for the stage keyed `key`, or `f`'s run, saved and sealed there.
 pub(crate) fn cached_run(
     path: &Path,
-    cached: &mut bool,
+    key: &str,
+    stage: &mut Stage,
     f: impl FnOnce() -> Result<Run>,
 ) -> Result<Run> {
-    if path.is_file() {
-        *cached = true;
+    let entry = CacheEntry::new(key, [path.to_path_buf()]);
+    if stage.lookup(&entry) {
+        stage.cached = true;
         return Ok(Run::from_path(path)?);
     }
-    *cached = false;
+    stage.cached = false;
     let run = f()?;
     run.save(path, None)?;
+    entry.seal()?;
     Ok(run)
 }
 
@@ -412,6 +443,9 @@ pub fn run(
         )?,
     ));
 
+    for warning in &clock.stale {
+        progress.note(&format!("warning: {warning}"));
+    }
     let report = clock.time("evaluate", |_| {
         evaluate::evaluate_stage(
             &ctx,

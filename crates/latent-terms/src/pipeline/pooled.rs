@@ -18,8 +18,8 @@ use super::report::ChosenParams;
 use super::stages::{Context, DenseStage, LexicalStage, dense_run_rows, gather};
 use super::training::{CachedSae, SaeSummary, given_sae_summary};
 use super::{
-    CacheKey, Clock, PipelineConfig, Progress, best_linear_weight, best_of, cached_run, clsr,
-    clsr_grid, lt_bm25, max_pool, ndcg10, pairs, strongest, window_owner, write_atomic,
+    CacheEntry, CacheKey, Clock, PipelineConfig, Progress, best_linear_weight, best_of, cached_run,
+    clsr, clsr_grid, lt_bm25, max_pool, ndcg10, pairs, strongest, window_owner, write_atomic,
 };
 use crate::error::{Error, Result};
 use crate::pipeline::latent_index::{LatentIndex, code_to_query};
@@ -73,15 +73,15 @@ pub(crate) fn run(
         }
     };
     clock.keys.insert("sae".into(), sae_key.clone());
-    let entry = CachedSae::new(cache, &format!("sae-{sae_key}"));
+    let entry = CachedSae::new(cache, &format!("sae-{sae_key}"), &sae_key);
     let sae_path = given.cloned().unwrap_or_else(|| entry.weights.clone());
-    let (weights, summary) = clock.time("sae_train", |cached| {
+    let (weights, summary) = clock.time("sae_train", |stage| {
         if let Some(given) = given {
-            *cached = true;
+            stage.cached = true;
             return Ok((SaeWeights::load(given)?, given_sae_summary(given)));
         }
-        if let Some(hit) = entry.load()? {
-            *cached = true;
+        if let Some(hit) = entry.load(stage)? {
+            stage.cached = true;
             return Ok(hit);
         }
         let mut rows: Vec<f32> = corpus.data().to_vec();
@@ -180,11 +180,13 @@ pub(crate) fn run(
     let runs_dir = cache.join(format!("runs-{runs_key}"));
     std::fs::create_dir_all(&runs_dir).map_err(|e| Error::io(&runs_dir, e))?;
     let params_path = runs_dir.join("params.json");
-    let params = clock.time("tune", |cached| {
-        if let Ok(text) = std::fs::read_to_string(&params_path)
+    let params_entry = CacheEntry::new(&runs_key, [params_path.clone()]);
+    let params = clock.time("tune", |stage| {
+        if stage.lookup(&params_entry)
+            && let Ok(text) = std::fs::read_to_string(&params_path)
             && let Ok(p) = serde_json::from_str::<ChosenParams>(&text)
         {
-            *cached = true;
+            stage.cached = true;
             return Ok(p);
         }
         let s = &config.scoring;
@@ -224,32 +226,35 @@ pub(crate) fn run(
                 .unwrap_or_default()
                 .as_bytes(),
         )?;
+        params_entry.seal()?;
         Ok(params)
     })?;
 
     // Index and runs.
     let index_path = runs_dir.join("latent.idx");
-    let index = clock.time("latent_index", |cached| {
-        if index_path.is_file() {
-            *cached = true;
+    let index_entry = CacheEntry::new(&runs_key, [index_path.clone()]);
+    let index = clock.time("latent_index", |stage| {
+        if stage.lookup(&index_entry) {
+            stage.cached = true;
             return Ok(LatentIndex::from_index(Index::open(&index_path)?));
         }
         let index = LatentIndex::build(&doc_ids, &doc_codes, Some(params.doc_k))?;
         index.index().save(&index_path)?;
+        index_entry.seal()?;
         Ok(index)
     })?;
     let test_queries = queries_at(&ctx.test_ids, &test_codes, params.query_k)?;
     let depth = config.depth;
     let methods = ["dense-reconstructed", "lt-bm25", "clsr", "clsr-dot"];
     let mut runs: Vec<(String, Run)> = Vec::new();
-    clock.time("search", |all_cached| {
-        *all_cached = true;
+    clock.time("search", |stage| {
+        let mut all_cached = true;
         progress.begin("searching", Some(methods.len() as u64));
         for m in methods {
-            let mut cached = false;
             let run = cached_run(
                 &runs_dir.join(format!("{m}.run")),
-                &mut cached,
+                &runs_key,
+                stage,
                 || match m {
                     "dense-reconstructed" => {
                         let docs = Embeddings::new(doc_ids.clone(), dim, recon_docs.clone())?;
@@ -270,11 +275,12 @@ pub(crate) fn run(
                     _ => index.run(&test_queries, &DotProduct, depth, m),
                 },
             )?;
-            *all_cached &= cached;
+            all_cached &= stage.cached;
             runs.push((m.to_owned(), run));
             progress.advance(1);
         }
         progress.end();
+        stage.cached = all_cached;
         Ok(())
     })?;
     let best = runs

@@ -15,7 +15,8 @@ use latent_terms_sparse_index::{Bm25, Index};
 use super::config::PipelineConfig;
 use super::tokens::{self, TokenStores};
 use super::{
-    CacheKey, Clock, PipelineInputs, Progress, cached_run, encode_to_store, window_id, word_windows,
+    CacheEntry, CacheKey, Clock, PipelineInputs, Progress, cached_run, encode_to_store, window_id,
+    word_windows,
 };
 use crate::error::{Error, Result};
 use crate::lexical::LexicalIndex;
@@ -130,13 +131,22 @@ pub(crate) fn encode_stage(
     } else {
         None
     };
-    let pooled_missing = !(corpus_path.is_file() && query_path.is_file());
-    let tokens_missing = tokens
-        .as_ref()
-        .is_some_and(|t| !(t.corpus.is_file() && t.queries.is_file()));
-    clock.time("encode", |cached| {
+    // Stores the user gave are used as they are; stores in the cache must pass their seal.
+    let pooled_entry = inputs
+        .embeddings
+        .is_none()
+        .then(|| CacheEntry::new(&key, [corpus_path.clone(), query_path.clone()]));
+    clock.time("encode", |stage| {
+        let pooled_missing = match &pooled_entry {
+            Some(entry) => !stage.lookup(entry),
+            None => !(corpus_path.is_file() && query_path.is_file()),
+        };
+        let tokens_missing = tokens.as_ref().is_some_and(|t| match &t.entry {
+            Some(entry) => !stage.lookup(entry),
+            None => !(t.corpus.is_file() && t.queries.is_file()),
+        });
         if !pooled_missing && !tokens_missing {
-            *cached = true;
+            stage.cached = true;
             return Ok(());
         }
         let pooled = pooled_missing.then_some((corpus_path.as_path(), query_path.as_path()));
@@ -172,6 +182,12 @@ pub(crate) fn encode_stage(
                 .map(|q| Ok((q.id.clone(), q.text.clone())));
             encode_to_store(&encoder, TextKind::Query, qs, query_path, progress)?;
             progress.end();
+        }
+        if pooled_missing && let Some(entry) = &pooled_entry {
+            entry.seal()?;
+        }
+        if tokens_missing && let Some(entry) = tokens.as_ref().and_then(|t| t.entry.as_ref()) {
+            entry.seal()?;
         }
         Ok(())
     })?;
@@ -243,9 +259,10 @@ fn windows_stage(
         .finish();
     clock.keys.insert("windows".into(), key.clone());
     let path = inputs.cache.join(format!("windows-{key}.safetensors"));
-    clock.time("encode_windows", |cached| {
-        if path.is_file() {
-            *cached = true;
+    let entry = CacheEntry::new(&key, [path.clone()]);
+    clock.time("encode_windows", |stage| {
+        if stage.lookup(&entry) {
+            stage.cached = true;
             return Ok(());
         }
         let encoder = Encoder::builder(&inputs.model)
@@ -271,6 +288,7 @@ fn windows_stage(
             progress,
         )?;
         progress.end();
+        entry.seal()?;
         Ok(())
     })?;
     Ok(path)
@@ -290,13 +308,15 @@ pub(crate) fn lexical_stage(ctx: &Context<'_>, clock: &mut Clock) -> Result<Lexi
     let (config, cache) = (ctx.config, &ctx.inputs.cache);
     let key = CacheKey::new("lexical").dir(ctx.dataset.root())?.finish();
     let path = cache.join(format!("lexical-{key}.idx"));
-    let index = clock.time("lexical_index", |cached| {
-        if path.is_file() {
-            *cached = true;
+    let entry = CacheEntry::new(&key, [path.clone()]);
+    let index = clock.time("lexical_index", |stage| {
+        if stage.lookup(&entry) {
+            stage.cached = true;
             return Ok(LexicalIndex::from_index(Index::open(&path)?));
         }
         let index = LexicalIndex::build(&ctx.dataset)?;
         index.index().save(&path)?;
+        entry.seal()?;
         Ok(index)
     })?;
     let runs_key = CacheKey::new("lexical-runs")
@@ -314,8 +334,8 @@ pub(crate) fn lexical_stage(ctx: &Context<'_>, clock: &mut Clock) -> Result<Lexi
         .filter(|q| tune_ids.contains(&q.id))
         .cloned()
         .collect();
-    let (test_run, tune_run) = clock.time("lexical_search", |cached| {
-        let test = cached_run(&runs_dir.join("bm25.run"), cached, || {
+    let (test_run, tune_run) = clock.time("lexical_search", |stage| {
+        let test = cached_run(&runs_dir.join("bm25.run"), &runs_key, stage, || {
             index.run(&ctx.test_text, &Bm25::default(), config.depth, "bm25")
         })?;
         let tune = match ctx.tuning {
@@ -340,17 +360,15 @@ pub(crate) fn dense_search_stage(
     clock: &mut Clock,
 ) -> Result<(Run, Vec<f32>)> {
     let test_rows = gather(&dense.queries, &dense.query_row, &ctx.test_ids)?;
-    let path = ctx.inputs.cache.join(format!(
-        "dense-{}.run",
-        CacheKey::new("dense-run")
-            .key(&dense.key)
-            .dir(&ctx.dataset.root().join("qrels"))?
-            .str(&ctx.config.test_split)
-            .num(ctx.config.depth as u64)
-            .finish()
-    ));
-    let run = clock.time("dense_search", |cached| {
-        cached_run(&path, cached, || {
+    let key = CacheKey::new("dense-run")
+        .key(&dense.key)
+        .dir(&ctx.dataset.root().join("qrels"))?
+        .str(&ctx.config.test_split)
+        .num(ctx.config.depth as u64)
+        .finish();
+    let path = ctx.inputs.cache.join(format!("dense-{key}.run"));
+    let run = clock.time("dense_search", |stage| {
+        cached_run(&path, &key, stage, || {
             dense_run_rows(
                 &ctx.test_ids,
                 test_rows.clone(),

@@ -6,10 +6,8 @@ use latent_terms_sae::SaeWeights;
 use serde::{Deserialize, Serialize};
 
 use super::config::SaeSettings;
-use super::{Progress, write_atomic};
-#[cfg(not(any(feature = "flex", feature = "ndarray", feature = "cuda")))]
-use crate::error::Error;
-use crate::error::Result;
+use super::{CacheEntry, Progress, Stage, write_atomic};
+use crate::error::{Error, Result};
 
 /// What the SAE stage leaves in the cache beside the weights.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -21,32 +19,36 @@ pub(crate) struct SaeSummary {
     pub(crate) corpus: String,
 }
 
-/// An SAE in the cache: `<stem>.safetensors` and the `<stem>.summary.json` beside it.
+/// An SAE in the cache: `<stem>.safetensors` and the `<stem>.summary.json` beside it,
+/// sealed as one [`CacheEntry`].
 pub(crate) struct CachedSae {
     pub(crate) weights: PathBuf,
     pub(crate) summary: PathBuf,
+    entry: CacheEntry,
 }
 
 impl CachedSae {
-    /// The cache entry `DIR/<stem>.safetensors`.
-    pub(crate) fn new(dir: &Path, stem: &str) -> Self {
+    /// The cache entry `DIR/<stem>.safetensors` of the stage keyed `key`.
+    pub(crate) fn new(dir: &Path, stem: &str, key: &str) -> Self {
+        let weights = dir.join(format!("{stem}.safetensors"));
+        let summary = dir.join(format!("{stem}.summary.json"));
         CachedSae {
-            weights: dir.join(format!("{stem}.safetensors")),
-            summary: dir.join(format!("{stem}.summary.json")),
+            entry: CacheEntry::new(key, [weights.clone(), summary.clone()]),
+            weights,
+            summary,
         }
     }
 
-    /// The weights and summary when both are there and read.
-    pub(crate) fn load(&self) -> Result<Option<(SaeWeights, SaeSummary)>> {
-        if !self.weights.is_file() {
+    /// The weights and summary when the entry is there and verified (a stale one is
+    /// noted in `stage`); `None` means train.
+    pub(crate) fn load(&self, stage: &mut Stage) -> Result<Option<(SaeWeights, SaeSummary)>> {
+        if !stage.lookup(&self.entry) {
             return Ok(None);
         }
-        let Ok(text) = std::fs::read_to_string(&self.summary) else {
-            return Ok(None);
-        };
-        let Ok(summary) = serde_json::from_str::<SaeSummary>(&text) else {
-            return Ok(None);
-        };
+        let text =
+            std::fs::read_to_string(&self.summary).map_err(|e| Error::io(&self.summary, e))?;
+        let summary = serde_json::from_str::<SaeSummary>(&text)
+            .map_err(|e| Error::Invalid(format!("{}: {e}", self.summary.display())))?;
         Ok(Some((SaeWeights::load(&self.weights)?, summary)))
     }
 
@@ -76,6 +78,7 @@ impl CachedSae {
                 .unwrap_or_default()
                 .as_bytes(),
         )?;
+        self.entry.seal()?;
         Ok((weights, summary))
     }
 }

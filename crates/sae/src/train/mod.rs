@@ -725,7 +725,7 @@ pub(crate) fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 
 fn save_checkpoint(path: &Path, weights: &SaeWeights, state: &TrainState) -> Result<()> {
     weights.save(path)?;
-    state.save(&state::state_path(path))
+    state.save(&state::state_path(path), weights)
 }
 
 fn summarise(weights: &SaeWeights, run: &Run<'_>) -> Result<Summary> {

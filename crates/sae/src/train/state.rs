@@ -48,14 +48,20 @@ impl TrainState {
         }
     }
 
-    pub(crate) fn save(&self, path: &Path) -> Result<()> {
-        let bytes = self.to_bytes().map_err(|r| Error::checkpoint(path, r))?;
+    pub(crate) fn save(&self, path: &Path, weights: &SaeWeights) -> Result<()> {
+        let bytes = self
+            .to_bytes(weights)
+            .map_err(|r| Error::checkpoint(path, r))?;
         write_atomic(path, &bytes)
     }
 
     pub(crate) fn load(path: &Path, w: &SaeWeights) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        Self::from_bytes(&bytes, w).map_err(|r| Error::checkpoint(path, r))
+        let state = Self::from_bytes(&bytes, w).map_err(|r| Error::checkpoint(path, r))?;
+        state
+            .check_paired(w)
+            .map_err(|r| Error::checkpoint(path, r))?;
+        Ok(state)
     }
 
     pub(crate) fn moments_on(&self, dev: &Device) -> DeviceMoments {

@@ -7,7 +7,7 @@ use latent_terms_encoders::{Encoder, SpecialTokens, StoreDtype, TextKind};
 use super::TokenStores;
 use crate::error::{Error, Result};
 use crate::pipeline::stages::Context;
-use crate::pipeline::{CacheKey, EncodeTargets, Progress, encode_texts};
+use crate::pipeline::{CacheEntry, CacheKey, EncodeTargets, Progress, encode_texts};
 
 /// Where the token stores of a run are: given (`--corpus-tokens`, `--query-tokens`) or
 /// in the cache under the model, the dataset and the token settings.
@@ -20,6 +20,7 @@ pub(crate) fn store_paths(ctx: &Context<'_>) -> Result<TokenStores> {
                 .finish(),
             corpus: corpus.clone(),
             queries: queries.clone(),
+            entry: None,
         });
     }
     let t = &ctx.config.tokens;
@@ -30,9 +31,11 @@ pub(crate) fn store_paths(ctx: &Context<'_>) -> Result<TokenStores> {
         .num(t.max_length as u64)
         .finish();
     let dir = ctx.inputs.cache.join(format!("tokens-{key}"));
+    let (corpus, queries) = (dir.join("corpus.tokens"), dir.join("queries.tokens"));
     Ok(TokenStores {
-        corpus: dir.join("corpus.tokens"),
-        queries: dir.join("queries.tokens"),
+        entry: Some(CacheEntry::new(&key, [corpus.clone(), queries.clone()])),
+        corpus,
+        queries,
         key,
     })
 }

@@ -27,7 +27,7 @@ pub use search::TokenParams;
 use super::latent_index::LatentIndex;
 use super::report::TokenReport;
 use super::stages::{Context, LexicalStage};
-use super::{CacheKey, Clock, Progress, write_atomic};
+use super::{CacheEntry, CacheKey, Clock, Progress, write_atomic};
 use crate::error::{Error, Result};
 use bags::{IndexMeta, bags, remove_latents, stop_latents, to_query};
 use search::{SearchInputs, Tuning, choose_params, runs};
@@ -39,6 +39,8 @@ pub(crate) struct TokenStores {
     pub(crate) corpus: PathBuf,
     pub(crate) queries: PathBuf,
     pub(crate) key: String,
+    /// The stores as a cache entry; `None` when the user gave them.
+    pub(crate) entry: Option<CacheEntry>,
 }
 
 /// Row ids of `ids` in a map, for lookups by id.
@@ -71,13 +73,13 @@ pub(crate) fn run(
     let (config, cache) = (ctx.config, &ctx.inputs.cache);
     let t = &config.tokens;
     let stores = stores.clone();
-    let sae = clock.time("token_sae_train", |cached| {
+    let sae = clock.time("token_sae_train", |stage| {
         train(
             &stores,
             ctx.inputs.token_sae.as_deref(),
             config,
             cache,
-            cached,
+            stage,
             progress,
         )
     })?;
@@ -98,12 +100,13 @@ pub(crate) fn run(
     std::fs::create_dir_all(&runs_dir).map_err(|e| Error::io(&runs_dir, e))?;
     let index_path = runs_dir.join("token.idx");
     let meta_path = runs_dir.join("token-index.json");
-    let (index, meta) = clock.time("token_index", |cached| {
-        if index_path.is_file()
-            && let Ok(text) = std::fs::read_to_string(&meta_path)
-            && let Ok(meta) = serde_json::from_str::<IndexMeta>(&text)
-        {
-            *cached = true;
+    let index_entry = CacheEntry::new(&bags_key, [index_path.clone(), meta_path.clone()]);
+    let (index, meta) = clock.time("token_index", |stage| {
+        if stage.lookup(&index_entry) {
+            let text = std::fs::read_to_string(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
+            let meta = serde_json::from_str::<IndexMeta>(&text)
+                .map_err(|e| Error::Invalid(format!("{}: {e}", meta_path.display())))?;
+            stage.cached = true;
             return Ok((LatentIndex::from_index(Index::open(&index_path)?), meta));
         }
         let mut docs = bags(&sae.encoder, &stores.corpus, None, t, None, progress)?;
@@ -122,6 +125,7 @@ pub(crate) fn run(
             &meta_path,
             serde_json::to_string(&meta).unwrap_or_default().as_bytes(),
         )?;
+        index_entry.seal()?;
         Ok((index, meta))
     })?;
     let mean_activation = meta.mean_activation;
@@ -172,18 +176,19 @@ pub(crate) fn run(
             _ => None,
         },
     };
-    let params_path = runs_dir.join(format!(
-        "params-{}.json",
-        CacheKey::new("token-params")
-            .dir(&ctx.dataset.root().join("qrels"))?
-            .str(&serde_json::to_string(&(t, &config.tuning, config.depth)).unwrap_or_default())
-            .finish()
-    ));
-    let params = clock.time("token_tune", |cached| {
-        if let Ok(text) = std::fs::read_to_string(&params_path)
+    let params_key = CacheKey::new("token-params")
+        .key(&bags_key)
+        .dir(&ctx.dataset.root().join("qrels"))?
+        .str(&serde_json::to_string(&(t, &config.tuning, config.depth)).unwrap_or_default())
+        .finish();
+    let params_path = runs_dir.join(format!("params-{params_key}.json"));
+    let params_entry = CacheEntry::new(&params_key, [params_path.clone()]);
+    let params = clock.time("token_tune", |stage| {
+        if stage.lookup(&params_entry)
+            && let Ok(text) = std::fs::read_to_string(&params_path)
             && let Ok(p) = serde_json::from_str::<TokenParams>(&text)
         {
-            *cached = true;
+            stage.cached = true;
             return Ok(p);
         }
         let p = choose_params(&inputs, config, progress)?;
@@ -193,6 +198,7 @@ pub(crate) fn run(
                 .unwrap_or_default()
                 .as_bytes(),
         )?;
+        params_entry.seal()?;
         Ok(p)
     })?;
     let (runs, latency) = clock.time("token_search", |_| runs(&inputs, &params, config))?;

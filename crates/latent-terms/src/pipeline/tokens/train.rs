@@ -9,7 +9,7 @@ use super::TokenStores;
 use crate::error::{Error, Result};
 use crate::pipeline::config::{PipelineConfig, TokenSettings};
 use crate::pipeline::training::{CachedSae, SaeSummary, given_sae_summary};
-use crate::pipeline::{CacheKey, Progress};
+use crate::pipeline::{CacheKey, Progress, Stage};
 
 /// The trained token SAE (stage 2).
 pub(crate) struct TokenSae {
@@ -25,7 +25,7 @@ pub(crate) fn train(
     given: Option<&Path>,
     config: &PipelineConfig,
     cache: &Path,
-    cached: &mut bool,
+    stage: &mut Stage,
     progress: &dyn Progress,
 ) -> Result<TokenSae> {
     let t = &config.tokens;
@@ -35,7 +35,7 @@ pub(crate) fn train(
     }
     sources.extend(t.extra_training_stores.iter().cloned());
     if let Some(path) = given {
-        *cached = true;
+        stage.cached = true;
         let key = CacheKey::new("token-sae-given").file(path)?.finish();
         let weights = SaeWeights::load(path)?;
         return Ok(TokenSae {
@@ -54,9 +54,9 @@ pub(crate) fn train(
         key = key.file(p)?;
     }
     let key = key.finish();
-    let entry = CachedSae::new(cache, &format!("token-sae-{key}"));
-    if let Some((weights, summary)) = entry.load()? {
-        *cached = true;
+    let entry = CachedSae::new(cache, &format!("token-sae-{key}"), &key);
+    if let Some((weights, summary)) = entry.load(stage)? {
+        stage.cached = true;
         return Ok(TokenSae {
             encoder: SaeEncoder::new(weights)?,
             summary,
