@@ -3,7 +3,7 @@
 use latent_terms_encoders::{EmbeddingsStore, Metric, SearchOptions, search_store};
 use latent_terms_eval::Run;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Exact top-`k` of every query embedding in `queries` over the document
 /// embeddings in `corpus`, by `metric`, as a TREC run tagged `tag`. Both
@@ -27,6 +27,14 @@ pub fn dense_run(
     tag: &str,
 ) -> Result<Run> {
     corpus.check(queries.metadata())?;
+    for (store, what) in [(corpus, "documents"), (queries, "queries")] {
+        if store.rows() == 0 {
+            return Err(Error::Invalid(format!(
+                "{} holds no rows: there are no {what} to search; encode the collection again",
+                store.path().display()
+            )));
+        }
+    }
     let queries = queries.load()?;
     let hits = search_store(&queries, corpus, &SearchOptions::top(k).metric(metric))?;
     let mut run = Run::new(tag);

@@ -6,7 +6,7 @@ use latent_terms_sparse_index::{
     Analyzer, Index, IndexBuilder, IndexConfig, Scorer, SearchOptions, Vocabulary,
 };
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// An inverted index over analysed words of `title + " " + text`, with the
 /// analyzer that made it (Unicode words, lowercase, Lucene's English
@@ -50,6 +50,11 @@ impl LexicalIndex {
             builder.add(doc.id, &vector)?;
         }
         let mut index = builder.build()?;
+        if index.num_docs() == 0 {
+            return Err(Error::Invalid(
+                "the corpus holds no documents: there is nothing to index".into(),
+            ));
+        }
         index.set_vocabulary(vocabulary)?;
         Ok(LexicalIndex { index, analyzer })
     }

@@ -40,6 +40,14 @@ pub(crate) fn run(args: &Bm25Args) -> CliResult {
     let dataset = BeirDataset::open(&args.dataset)?;
     let qrels = dataset.qrels(&args.split)?;
     let queries = dataset.queries_judged_in(&qrels)?;
+    if queries.is_empty() {
+        return Err(format!(
+            "{}: no query of queries.jsonl is judged in qrels/{}.tsv; check the split",
+            args.dataset.display(),
+            args.split
+        )
+        .into());
+    }
     let scorer = Bm25::new(Bm25Params {
         k1: args.k1,
         b: args.b,

@@ -262,6 +262,12 @@ pub(crate) fn search(args: &SearchArgs) -> CliResult {
     let index = Index::open(&args.index)?;
     let scorer = args.scorer.scorer()?;
     let queries = read_queries(Some(&args.queries), &index)?;
+    if index.num_docs() == 0 {
+        return Err(format!("{}: the index holds no documents", args.index.display()).into());
+    }
+    if queries.is_empty() {
+        return Err(format!("{}: no queries to search", args.queries.display()).into());
+    }
     let mut run = Run::new(match (args.feature_field, args.quantize) {
         (true, _) => "latent-terms-feature-field",
         (false, Some(_)) => "latent-terms-quantized",

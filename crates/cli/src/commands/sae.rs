@@ -365,6 +365,14 @@ fn write_reports(
     outcome: &TrainOutcome,
     rows: usize,
 ) -> CliResult {
+    if outcome.history.is_empty() {
+        // A resumed run that was already complete: keep the log and plot of the steps it ran.
+        eprintln!(
+            "{}: the run was already complete; nothing was trained, the log and plot are kept",
+            args.out.display()
+        );
+        return Ok(());
+    }
     let log = serde_json::json!({
         "config": config,
         "embeddings": args.embeddings,
@@ -373,8 +381,7 @@ fn write_reports(
         "history": outcome.history,
     });
     let log_path = sibling(&args.out, ".log.json");
-    std::fs::write(&log_path, serde_json::to_vec_pretty(&log)?)
-        .map_err(|e| format!("{}: {e}", log_path.display()))?;
+    latent_terms::pipeline::write_atomic(&log_path, &serde_json::to_vec_pretty(&log)?)?;
     let steps: Vec<f64> = outcome.history.iter().map(|m| m.step as f64).collect();
     let curve = |name: &str, f: fn(&StepMetrics) -> f64| {
         (

@@ -58,7 +58,7 @@ pub use report::{Artifacts, ChosenParams, Latency, MethodRow, Report, TokenRepor
 pub use zipf::{ZipfCurve, ZipfReport, curve as zipf_curve, fit_exponent, zipf_report};
 
 use crate::error::{Error, Result};
-use stages::{Context, dense_search_stage, dense_stage, encode_stage, lexical_stage};
+use stages::{Context, check_inputs, dense_search_stage, dense_stage, encode_stage, lexical_stage};
 
 /// Progress of the long stages, shown by the caller (the CLI draws indicatif bars).
 pub trait Progress {
@@ -410,6 +410,7 @@ pub fn run(
     std::fs::create_dir_all(&inputs.out).map_err(|e| Error::io(&inputs.out, e))?;
     let ctx = Context::open(inputs, config)?;
     let encoded = encode_stage(&ctx, &mut clock, progress)?;
+    check_inputs(&ctx, &encoded)?;
     let dense = dense_stage(&ctx, &encoded, &mut clock, progress)?;
     let lexical = lexical_stage(&ctx, &mut clock)?;
     let (dense_run, _) = dense_search_stage(&ctx, &dense, &mut clock)?;

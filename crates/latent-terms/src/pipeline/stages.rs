@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 
 use latent_terms_encoders::{
     Embeddings, EmbeddingsStore, Encoder, Metric, SearchOptions as DenseOptions, TextKind,
-    search as dense_search,
+    TokenStore, search as dense_search,
 };
 use latent_terms_eval::beir::{BeirDataset, Query as TextQuery};
 use latent_terms_eval::{Qrels, Run};
+use latent_terms_sae::SaeWeights;
 use latent_terms_sparse_index::{Bm25, Index};
 
 use super::config::PipelineConfig;
@@ -197,6 +198,68 @@ pub(crate) fn encode_stage(
         query_path,
         tokens,
     })
+}
+
+/// Checks the stores and any given SAE against the dataset and each other before any
+/// training: a wrong dimension or a missing test query fails here, not after an hour.
+pub(crate) fn check_inputs(ctx: &Context<'_>, encoded: &Encoded) -> Result<()> {
+    let wanted: Vec<&String> = ctx.test_ids.iter().chain(ctx.tune_ids()).collect();
+    let covers_queries = |path: &Path, ids: &[String]| -> Result<()> {
+        let have: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let missing: Vec<&&String> = wanted
+            .iter()
+            .filter(|q| !have.contains(q.as_str()))
+            .collect();
+        match missing.first() {
+            None => Ok(()),
+            Some(first) => Err(Error::Invalid(format!(
+                "{}: {} of the {} test and tuning queries are missing (e.g. {first:?}); the store \
+                 was made from other queries: encode this dataset's queries again",
+                path.display(),
+                missing.len(),
+                wanted.len()
+            ))),
+        }
+    };
+    let sae_fits = |sae: &Path, dim: usize, store: &Path| -> Result<()> {
+        let d_in = SaeWeights::load(sae)?.config.d_in;
+        if d_in != dim {
+            return Err(Error::Invalid(format!(
+                "{}: the SAE reads {d_in}-dimensional vectors but {} holds {dim}-dimensional ones; \
+                 use an SAE trained on this encoder's vectors",
+                sae.display(),
+                store.display()
+            )));
+        }
+        Ok(())
+    };
+    if ctx.config.representation.pooled() || ctx.inputs.sae.is_some() {
+        let queries = EmbeddingsStore::open(&encoded.query_path)?;
+        covers_queries(&encoded.query_path, queries.ids())?;
+        if let Some(sae) = &ctx.inputs.sae {
+            sae_fits(sae, queries.dim(), &encoded.query_path)?;
+        }
+    }
+    if let Some(stores) = &encoded.tokens {
+        let queries = TokenStore::open(&stores.queries)?;
+        covers_queries(&stores.queries, queries.ids())?;
+        let corpus = TokenStore::open(&stores.corpus)?;
+        check_covers(&stores.corpus, corpus.ids(), &ctx.dataset)?;
+        if corpus.dim() != queries.dim() {
+            return Err(Error::Invalid(format!(
+                "{} holds {}-dimensional token vectors but {} holds {}-dimensional ones: \
+                 both must come from the same encoder",
+                stores.corpus.display(),
+                corpus.dim(),
+                stores.queries.display(),
+                queries.dim()
+            )));
+        }
+        if let Some(sae) = &ctx.inputs.token_sae {
+            sae_fits(sae, corpus.dim(), &stores.corpus)?;
+        }
+    }
+    Ok(())
 }
 
 /// Stage: the pooled embeddings of the corpus and every query, loaded and checked.
