@@ -154,6 +154,102 @@ fn every_stage_runs_and_a_second_run_is_served_from_the_cache() {
     assert_eq!(second.rows, first.rows);
 }
 
+/// Every file in `dir` (recursively) whose name ends with `suffix`.
+fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_ending(&path, suffix));
+        } else if path.to_string_lossy().ends_with(suffix) {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// The issue 15 probes on the cache: an input over 8 MiB edited in place (same size), a
+/// cached run edited by hand and a cached index damaged are each recomputed, never used.
+#[test]
+fn a_stale_or_damaged_cache_entry_is_recomputed_never_used() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = LimitSpec {
+        docs: 24,
+        core_docs: 12,
+        queries: 10,
+        likes_per_doc: 4,
+        seed: 11,
+    };
+    let inputs = toy_inputs(tmp.path(), &spec, 0);
+    // A 9.4 MiB extra training store: 36,864 rows of the toy collection's own vectors.
+    let extra = tmp.path().join("extra.safetensors");
+    let texts: Vec<String> = (0..36_864)
+        .map(|i| format!("filler word{} w{}", i % 97, i % 13))
+        .collect();
+    store(
+        &extra,
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("x{i}"), t.clone())),
+    );
+    let len = std::fs::metadata(&extra).unwrap().len();
+    assert!(len > 9 << 20, "{len} bytes");
+    let mut config = PipelineConfig::from_json(
+        r#"{"representation": "pooled", "sae": {"d_sae": 64, "k": 4, "epochs": 1, "batch_size": 4096},
+            "inference": {"doc_k": 8, "query_k": 4}, "depth": 10}"#,
+    )
+    .unwrap();
+    config.extra_training_stores = vec![extra.clone()];
+    let first = pipeline::run(&inputs, &config, &Quiet).unwrap();
+
+    // 1. Rows in the middle of the 9 MiB store negated in place: same size, same edges.
+    let mut bytes = std::fs::read(&extra).unwrap();
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 4096] {
+        *b ^= 0x80;
+    }
+    std::fs::write(&extra, &bytes).unwrap();
+    let second = pipeline::run(&inputs, &config, &Quiet).unwrap();
+    assert!(
+        !second.cached_stages.iter().any(|s| s == "sae_train"),
+        "the SAE was served from the cache after its training data changed: {:?}",
+        second.cached_stages
+    );
+
+    // 2. The cached BM25 run edited by hand (same length): recomputed, same numbers.
+    let cached_runs = files_ending(&tmp.path().join("cache"), "/bm25.run");
+    assert_eq!(cached_runs.len(), 1, "{cached_runs:?}");
+    let text = std::fs::read_to_string(&cached_runs[0]).unwrap();
+    let edited = text.replacen(" 1 ", " 9 ", 1);
+    assert_ne!(edited, text);
+    std::fs::write(&cached_runs[0], edited).unwrap();
+    let third = pipeline::run(&inputs, &config, &Quiet).unwrap();
+    assert!(!third.cached_stages.iter().any(|s| s == "lexical_search"));
+    assert_eq!(third.row("bm25"), first.row("bm25"));
+
+    // 3. The cached lexical index damaged: recomputed, not a hard error.
+    let index = files_ending(&tmp.path().join("cache"), ".idx")
+        .into_iter()
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("lexical-")
+        })
+        .unwrap();
+    let mut bytes = std::fs::read(&index).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&index, bytes).unwrap();
+    let fourth = pipeline::run(&inputs, &config, &Quiet).unwrap();
+    assert!(!fourth.cached_stages.iter().any(|s| s == "lexical_index"));
+    assert_eq!(fourth.row("bm25"), first.row("bm25"));
+    // And once recomputed, it is a cache hit again.
+    let fifth = pipeline::run(&inputs, &config, &Quiet).unwrap();
+    assert!(fifth.cached_stages.iter().any(|s| s == "lexical_index"));
+}
+
 #[test]
 fn embeddings_of_another_corpus_are_a_typed_error() {
     let tmp = tempfile::tempdir().unwrap();

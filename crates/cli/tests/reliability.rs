@@ -1,0 +1,324 @@
+//! Reliability: every file format refuses damage, and every writer survives `kill -9`.
+//!
+//! The matrix in docs/reliability.md comes from this file:
+//! `cargo test --workspace --locked --test reliability -- --nocapture` prints one line per
+//! format and writer. Each test asserts what the matrix states; none needs assets.
+//!
+//! - **Corruption:** every byte of a small file of each format, one at a time, is
+//!   replaced by its complement; the loader must return a typed error or, where the
+//!   byte does not matter (JSON whitespace), exactly the original content. Never a
+//!   panic, never different content.
+//! - **Kills:** the CLI is killed (SIGKILL) at spread moments while it writes; the
+//!   target must then hold the old complete file or the new complete one, and a
+//!   later write leaves no temporary file behind.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use latent_terms::encoders::{
+    SpecialTokens, StoreDtype, TokenStore, TokenStoreMetadata, TokenStoreWriter, TokenVectors,
+};
+use latent_terms::eval::Run;
+use latent_terms::eval::beir::BeirDataset;
+use latent_terms::lexical::LexicalIndex;
+use latent_terms::sae::{Latents, SaeConfig, SaeKind, SaeWeights, SparseCode, TrainState};
+use latent_terms::sparse_index::Index;
+
+use common::{dataset, p};
+
+/// What a sweep saw.
+#[derive(Debug, Default)]
+struct Sweep {
+    tried: usize,
+    detected: usize,
+    harmless: usize,
+}
+
+/// Complements each byte of `bytes` in turn (every position when `step` is 1) and loads
+/// the result. `load` gives `Err` for a refused file and `Ok(same)` for one that loaded,
+/// `same` saying whether its content equals the original's. Panics and silent changes fail.
+fn sweep(
+    name: &str,
+    bytes: &[u8],
+    step: usize,
+    load: impl Fn(Vec<u8>) -> Result<bool, String>,
+) -> Sweep {
+    let mut s = Sweep::default();
+    for pos in (0..bytes.len()).step_by(step) {
+        let mut damaged = bytes.to_vec();
+        damaged[pos] = !damaged[pos];
+        s.tried += 1;
+        match catch_unwind(AssertUnwindSafe(|| load(damaged))) {
+            Err(_) => panic!("{name}: the loader panicked on byte {pos}"),
+            Ok(Err(_)) => s.detected += 1,
+            Ok(Ok(true)) => s.harmless += 1,
+            Ok(Ok(false)) => panic!("{name}: byte {pos} changed the content silently"),
+        }
+    }
+    println!(
+        "corruption | {name} | {} bytes | {} tried | {} detected | {} harmless (content unchanged)",
+        bytes.len(),
+        s.tried,
+        s.detected,
+        s.harmless
+    );
+    s
+}
+
+fn lexical_index_bytes(dir: &Path) -> Vec<u8> {
+    let index = LexicalIndex::build(&BeirDataset::open(dataset()).unwrap()).unwrap();
+    let path = dir.join("lexical.idx");
+    index.index().save(&path).unwrap();
+    std::fs::read(&path).unwrap()
+}
+
+#[test]
+fn every_byte_of_an_index_is_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = lexical_index_bytes(tmp.path());
+    let original = Index::from_bytes(bytes.clone()).unwrap();
+    let step = (bytes.len() / 20_000).max(1);
+    let s = sweep("sparse index (LIMIT-small lexical)", &bytes, step, |b| {
+        Index::from_bytes(b)
+            .map(|ix| ix.num_docs() == original.num_docs())
+            .map_err(|e| e.to_string())
+    });
+    assert_eq!(s.detected, s.tried, "an index is checksummed end to end");
+}
+
+fn tiny_weights() -> SaeWeights {
+    let config = SaeConfig::new(SaeKind::BatchTopK, 4, 8, 2).unwrap();
+    let n = 4 * 8;
+    SaeWeights {
+        config,
+        w_enc: (0..n).map(|i| (i as f32 * 0.37).sin()).collect(),
+        b_enc: vec![0.01; 8],
+        w_dec: (0..n).map(|i| (i as f32 * 0.11).cos()).collect(),
+        b_dec: vec![0.1, -0.2, 0.3, 0.0],
+    }
+}
+
+#[test]
+fn every_byte_of_an_sae_checkpoint_is_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tiny_weights();
+    let path = tmp.path().join("sae.safetensors");
+    w.save(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    sweep("SAE checkpoint (BatchTopK 4x8)", &bytes, 1, |b| {
+        SaeWeights::from_bytes(&b).map(|got| got == w)
+    });
+}
+
+#[test]
+fn every_byte_of_a_resume_state_is_checked() {
+    let w = tiny_weights();
+    let mut state = TrainState::fresh(&w);
+    state.step = 12;
+    state.since_fired = vec![0, 1, 2, 3, 4, 5, 6, 7];
+    let bytes = state.to_bytes(&w).unwrap();
+    sweep("SAE resume state (4x8, step 12)", &bytes, 1, |b| {
+        let got = TrainState::from_bytes(&b, &w)?;
+        got.check_paired(&w)?;
+        Ok(got.to_bytes(&w)? == bytes)
+    });
+}
+
+#[test]
+fn every_byte_of_a_latents_file_is_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let latents = Latents {
+        d_sae: 16,
+        ids: vec!["d1".into(), "d2".into(), "d3".into()],
+        codes: vec![
+            SparseCode::from_pairs(&[(1, 0.5), (7, 1.5)]),
+            SparseCode::default(),
+            SparseCode::from_pairs(&[(15, 2.0)]),
+        ],
+    };
+    let path = tmp.path().join("latents.safetensors");
+    latents.save(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    sweep("latents file (3 rows)", &bytes, 1, |b| {
+        Latents::from_bytes(&b).map(|got| got == latents)
+    });
+}
+
+#[test]
+fn every_byte_of_a_token_store_is_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("t.tokens");
+    let meta = TokenStoreMetadata {
+        model: "tiny".into(),
+        dim: 3,
+        max_length: 16,
+        special_tokens: SpecialTokens::Drop,
+        prefix: String::new(),
+        kind: "passage".into(),
+    };
+    let mut writer = TokenStoreWriter::create(&path, meta, StoreDtype::F16).unwrap();
+    for (i, n) in [2usize, 0, 3].into_iter().enumerate() {
+        writer
+            .append(&TokenVectors {
+                id: format!("doc{i}"),
+                dim: 3,
+                token_ids: (0..n as u32).collect(),
+                offsets: (0..n as u32).map(|t| (t * 2, t * 2 + 1)).collect(),
+                data: (0..n * 3).map(|v| v as f32 * 0.25).collect(),
+            })
+            .unwrap();
+    }
+    writer.finish().unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let content = |s: &TokenStore| -> Result<_, String> {
+        let rows = s.read_rows(0..s.tokens()).map_err(|e| e.to_string())?;
+        let ids: Vec<_> = (0..s.texts()).map(|i| s.token_ids(i).to_vec()).collect();
+        Ok((s.ids().to_vec(), rows, ids))
+    };
+    let original = content(&TokenStore::from_bytes(bytes.clone()).unwrap()).unwrap();
+    sweep("token store (3 texts, f16)", &bytes, 1, |b| {
+        let store = TokenStore::from_bytes(b).map_err(|e| e.to_string())?;
+        Ok(content(&store)? == original)
+    });
+}
+
+/// Runs `latent-terms ARGS` and kills it after `after`; true if it was still running.
+fn run_and_kill(args: &[&str], after: Duration) -> bool {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_latent-terms"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(after);
+    let running = child.try_wait().unwrap().is_none();
+    // SIGKILL on Unix: no destructor or cleanup runs.
+    let _ = child.kill();
+    let _ = child.wait();
+    running
+}
+
+fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains(".tmp."))
+        .collect()
+}
+
+/// Kills `args` at `kills` moments spread over one uninterrupted run's duration (which
+/// must leave `check` true), checking after each kill that `check` still holds.
+fn kill_sweep(name: &str, args: &[&str], kills: usize, check: impl Fn() -> Result<(), String>) {
+    let started = Instant::now();
+    common::cli(args);
+    let full = started.elapsed();
+    check().unwrap_or_else(|e| panic!("{name}: after a full run: {e}"));
+    let mut interrupted = 0;
+    for i in 0..kills {
+        let after = full.mul_f64((i as f64 + 0.5) / kills as f64);
+        interrupted += usize::from(run_and_kill(args, after));
+        check().unwrap_or_else(|e| panic!("{name}: after a kill at {after:?}: {e}"));
+    }
+    println!(
+        "kill -9 | {name} | {kills} kills spread over {:.0} ms | {interrupted} mid-run | {kills} left a complete file",
+        full.as_secs_f64() * 1e3
+    );
+}
+
+#[test]
+fn kill_9_during_bm25_leaves_the_old_or_the_new_index_and_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (run, index) = (tmp.path().join("bm25.run"), tmp.path().join("bm25.idx"));
+    let data = dataset();
+    let args = [
+        "bm25",
+        "--dataset",
+        p(&data),
+        "--run",
+        p(&run),
+        "--save-index",
+        p(&index),
+    ];
+    kill_sweep("bm25 --save-index (index + run)", &args, 12, || {
+        Index::open(&index).map_err(|e| e.to_string())?;
+        Run::from_path(&run).map_err(|e| e.to_string())?;
+        Ok(())
+    });
+    common::cli(&args);
+    let left = temp_files(tmp.path());
+    assert!(
+        left.is_empty(),
+        "temporary files left after a clean run: {left:?}"
+    );
+}
+
+#[test]
+fn kill_9_during_sae_training_never_pairs_a_checkpoint_with_another_state() {
+    use latent_terms::encoders::{Pooling, StoreMetadata, StoreWriter};
+    let tmp = tempfile::tempdir().unwrap();
+    let emb = tmp.path().join("rows.safetensors");
+    let meta = StoreMetadata {
+        model: "random".into(),
+        pooling: Pooling::Mean,
+        normalized: false,
+        dim: 16,
+    };
+    let mut writer = StoreWriter::create(&emb, meta, StoreDtype::F32).unwrap();
+    for i in 0..4096u32 {
+        let row: Vec<f32> = (0..16u32)
+            .map(|j| ((i * 31 + j * 17) as f32 * 0.618).sin())
+            .collect();
+        writer.append_row(&format!("r{i}"), &row).unwrap();
+    }
+    writer.finish().unwrap();
+    let ckpt = tmp.path().join("sae.safetensors");
+    let state = tmp.path().join("sae.state.safetensors");
+    let args = [
+        "sae",
+        "train",
+        "--embeddings",
+        p(&emb),
+        "--kind",
+        "topk",
+        "--latents",
+        "64",
+        "--k",
+        "4",
+        "--epochs",
+        "30",
+        "--batch-size",
+        "256",
+        "--warmup",
+        "10",
+        "--checkpoint-every",
+        "1",
+        "--out",
+        p(&ckpt),
+    ];
+    let mismatches = std::cell::Cell::new(0usize);
+    kill_sweep(
+        "sae train (checkpoint + resume state, every step)",
+        &args,
+        10,
+        || {
+            let weights = SaeWeights::load(&ckpt).map_err(|e| e.to_string())?;
+            let bytes = std::fs::read(&state).map_err(|e| e.to_string())?;
+            let loaded = TrainState::from_bytes(&bytes, &weights)?;
+            // A kill between the two renames leaves a pair that resume must refuse.
+            if loaded.check_paired(&weights).is_err() {
+                mismatches.set(mismatches.get() + 1);
+            }
+            Ok(())
+        },
+    );
+    println!(
+        "kill -9 | sae train | {} kills left a checkpoint and a state of different steps; resume refuses them",
+        mismatches.get()
+    );
+}
