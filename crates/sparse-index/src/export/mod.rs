@@ -41,7 +41,7 @@ use std::path::Path;
 pub use anserini::{AnseriniExport, anserini_topic_line, write_anserini};
 pub use ciff::{
     CiffDocRecord, CiffFile, CiffHeader, CiffPosting, CiffPostingsList, CiffSummary, ciff_to_index,
-    import_ciff, index_to_ciff, read_ciff, write_ciff,
+    import_ciff, index_to_ciff, read_ciff, read_ciff_file, write_ciff,
 };
 pub use opensearch::{OpenSearchExport, OpenSearchOptions, write_opensearch};
 pub use queries::{WeightedQuery, read_weighted_queries};
