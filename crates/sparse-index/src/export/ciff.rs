@@ -298,12 +298,12 @@ impl CiffFile {
 /// b.add("d1", &SparseVector::new([(3, 2.0), (12, 1.0)])?)?;
 /// b.add("d2", &SparseVector::new([(3, 5.0)])?)?;
 /// let index = b.build()?;
-/// let path = std::env::temp_dir().join(format!("doc-{}.ciff", std::process::id()));
+/// let tmp = tempfile::tempdir().unwrap();
+/// let path = tmp.path().join("doc.ciff");
 /// let summary = write_ciff(&index, &DotProduct, None, "example", &path)?;
 /// assert_eq!((summary.documents, summary.postings_lists, summary.postings), (2, 2, 3));
 /// let back = import_ciff(&path)?;
 /// assert_eq!(back.postings(3)?, index.postings(3)?);
-/// # std::fs::remove_file(&path).unwrap();
 /// # Ok::<(), latent_terms_sparse_index::IndexError>(())
 /// ```
 pub fn write_ciff(
