@@ -1,5 +1,7 @@
 //! BEIR-layout datasets: `corpus.jsonl[.gz]`, `queries.jsonl[.gz]`,
-//! `qrels/<split>.tsv` (tab-separated with a header line).
+//! `qrels/<split>.tsv` (tab-separated with a header line). A directory holding
+//! both `X.jsonl` and `X.jsonl.gz` is an error ([`Error::ConflictingFiles`]):
+//! nothing says which one is meant.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
