@@ -7,7 +7,7 @@ use latent_terms_sparse_index::{Bm25, ClSr, DotProduct, Index, LoadOptions, Quer
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     // Checksums off lets the fuzzer reach the structural validation behind them.
     for verify_checksums in [false, true] {
-        let options = LoadOptions { verify_checksums };
+        let options = LoadOptions::default().verify_checksums(verify_checksums);
         let Ok(index) = Index::from_bytes_with(data.to_vec(), &options) else {
             continue;
         };

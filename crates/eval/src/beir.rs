@@ -1,5 +1,7 @@
 //! BEIR-layout datasets: `corpus.jsonl[.gz]`, `queries.jsonl[.gz]`,
-//! `qrels/<split>.tsv` (tab-separated with a header line).
+//! `qrels/<split>.tsv` (tab-separated with a header line). A directory holding
+//! both `X.jsonl` and `X.jsonl.gz` is an error ([`Error::ConflictingFiles`]):
+//! nothing says which one is meant.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -110,12 +112,21 @@ impl BeirDataset {
             .unwrap_or_else(|| "dataset".to_owned())
     }
 
+    /// `<stem>.jsonl` or `<stem>.jsonl.gz`; both existing is
+    /// [`Error::ConflictingFiles`] (they may differ, and silently preferring one hides it).
     fn find(&self, stem: &str) -> Result<PathBuf> {
-        for ext in ["jsonl", "jsonl.gz"] {
-            let p = self.root.join(format!("{stem}.{ext}"));
-            if p.is_file() {
-                return Ok(p);
+        let plain = self.root.join(format!("{stem}.jsonl"));
+        let gz = self.root.join(format!("{stem}.jsonl.gz"));
+        match (plain.is_file(), gz.is_file()) {
+            (true, true) => {
+                return Err(Error::ConflictingFiles {
+                    first: plain,
+                    second: gz,
+                });
             }
+            (true, false) => return Ok(plain),
+            (false, true) => return Ok(gz),
+            (false, false) => {}
         }
         Err(Error::io(
             self.root.join(format!("{stem}.jsonl")),
@@ -132,10 +143,11 @@ impl BeirDataset {
         Ok(JsonLines::new(text::open(&path)?, path))
     }
 
-    /// Reads all queries.
+    /// Reads all queries, in file order. A query id given twice is a
+    /// [`ParseErrorKind::DuplicateQuery`] error naming both lines.
     pub fn queries(&self) -> Result<Vec<Query>> {
         let path = self.find("queries")?;
-        JsonLines::new(text::open(&path)?, path).collect()
+        read_queries(JsonLines::new(text::open(&path)?, path))
     }
 
     /// Reads the queries that have judgments in `qrels` (the BEIR convention
@@ -226,6 +238,29 @@ pub fn read_qrels_tsv(reader: impl BufRead, name: impl AsRef<Path>) -> Result<Qr
     Ok(qrels)
 }
 
+/// Collects queries, refusing a query id given twice (ids are compared after
+/// [`trec_safe_id`], as they appear in runs).
+fn read_queries(mut lines: JsonLines<Query>) -> Result<Vec<Query>> {
+    let mut first_lines: std::collections::HashMap<String, u64> = Default::default();
+    let mut out = Vec::new();
+    while let Some(next) = lines.next_with_line() {
+        let (line_no, query) = next?;
+        if let Some(&first_line) = first_lines.get(&query.id) {
+            return Err(Error::parse(
+                lines.lines.path(),
+                line_no,
+                ParseErrorKind::DuplicateQuery {
+                    qid: query.id,
+                    first_line,
+                },
+            ));
+        }
+        first_lines.insert(query.id.clone(), line_no);
+        out.push(query);
+    }
+    Ok(out)
+}
+
 /// An iterator over the records of a JSON-lines file; blank lines are skipped.
 pub struct JsonLines<T> {
     lines: Lines<Box<dyn BufRead>>,
@@ -246,10 +281,9 @@ impl<T> JsonLines<T> {
     }
 }
 
-impl<T: serde::de::DeserializeOwned> Iterator for JsonLines<T> {
-    type Item = Result<T>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl<T: serde::de::DeserializeOwned> JsonLines<T> {
+    /// The next record and the line it is on.
+    fn next_with_line(&mut self) -> Option<Result<(u64, T)>> {
         loop {
             let (line_no, line) = match self.lines.next_line() {
                 Ok(Some(l)) => l,
@@ -259,14 +293,26 @@ impl<T: serde::de::DeserializeOwned> Iterator for JsonLines<T> {
             if line.trim().is_empty() {
                 continue;
             }
-            return Some(serde_json::from_str(line).map_err(|e| {
-                Error::parse(
-                    self.lines.path(),
-                    line_no,
-                    ParseErrorKind::Json(e.to_string()),
-                )
-            }));
+            return Some(
+                serde_json::from_str(line)
+                    .map(|record| (line_no, record))
+                    .map_err(|e| {
+                        Error::parse(
+                            self.lines.path(),
+                            line_no,
+                            ParseErrorKind::Json(e.to_string()),
+                        )
+                    }),
+            );
         }
+    }
+}
+
+impl<T: serde::de::DeserializeOwned> Iterator for JsonLines<T> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_with_line().map(|r| r.map(|(_, record)| record))
     }
 }
 
@@ -413,5 +459,99 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_plain_and_a_gzip_file_of_the_same_name_conflict() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let corpus = [Document {
+            id: "d1".into(),
+            title: String::new(),
+            text: "body".into(),
+        }];
+        let queries = [Query {
+            id: "q1".into(),
+            text: "plain".into(),
+        }];
+        write_dataset(dir.path(), &corpus, &queries, &Qrels::new(), "test").unwrap();
+        let data = BeirDataset::open(dir.path()).unwrap();
+        assert_eq!(data.queries().unwrap()[0].text, "plain");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(b"{\"_id\": \"q1\", \"text\": \"compressed\"}\n")
+            .unwrap();
+        let gz = dir.path().join("queries.jsonl.gz");
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        let err = data.queries().unwrap_err();
+        let message = err.to_string();
+        assert!(
+            matches!(&err, Error::ConflictingFiles { first, second }
+                if first.ends_with("queries.jsonl") && second == &gz),
+            "{err:?}"
+        );
+        assert!(
+            message.contains("queries.jsonl and ") && message.contains("remove one"),
+            "{message}"
+        );
+        // The gzip file alone is read.
+        std::fs::remove_file(dir.path().join("queries.jsonl")).unwrap();
+        assert_eq!(data.queries().unwrap()[0].text, "compressed");
+        // The same rule for the corpus, also when opening the dataset.
+        std::fs::copy(
+            dir.path().join("corpus.jsonl"),
+            dir.path().join("corpus.jsonl.gz"),
+        )
+        .unwrap();
+        assert!(matches!(
+            BeirDataset::open(dir.path()),
+            Err(Error::ConflictingFiles { .. })
+        ));
+        assert!(matches!(data.corpus(), Err(Error::ConflictingFiles { .. })));
+    }
+
+    #[test]
+    fn a_duplicate_query_id_is_reported_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let corpus = [Document {
+            id: "d1".into(),
+            title: String::new(),
+            text: "body".into(),
+        }];
+        write_dataset(dir.path(), &corpus, &[], &Qrels::new(), "test").unwrap();
+        std::fs::write(
+            dir.path().join("queries.jsonl"),
+            "{\"_id\": \"q1\", \"text\": \"a\"}\n\n{\"_id\": \"q2\", \"text\": \"b\"}\n{\"_id\": \"q1\", \"text\": \"c\"}\n",
+        )
+        .unwrap();
+        let data = BeirDataset::open(dir.path()).unwrap();
+        let err = data.queries().unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                Error::Parse {
+                    line: 4,
+                    kind: ParseErrorKind::DuplicateQuery { qid, first_line: 1 },
+                    ..
+                } if qid == "q1"
+            ),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(message.contains("duplicate query id \"q1\""), "{message}");
+        assert!(!message.contains("document"), "{message}");
+        // Ids equal once made TREC-safe are the same query in a run.
+        std::fs::write(
+            dir.path().join("queries.jsonl"),
+            "{\"_id\": \"q 1\", \"text\": \"a\"}\n{\"_id\": \"q_1\", \"text\": \"b\"}\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            data.queries_judged_in(&Qrels::new()),
+            Err(Error::Parse {
+                line: 2,
+                kind: ParseErrorKind::DuplicateQuery { .. },
+                ..
+            })
+        ));
     }
 }

@@ -33,6 +33,18 @@ pub enum Error {
         /// What the file should have contained.
         expected: &'static str,
     },
+    /// Two files could each be the input (e.g. `queries.jsonl` and `queries.jsonl.gz`)
+    /// and nothing says which one is meant.
+    #[error(
+        "both {} and {} exist; remove one of them so that it is clear which to read",
+        first.display(), second.display()
+    )]
+    ConflictingFiles {
+        /// One of the candidates.
+        first: PathBuf,
+        /// The other candidate.
+        second: PathBuf,
+    },
     /// A measure name that is not trec_eval's spelling of a supported measure.
     #[error("unknown measure {name:?}; supported: {supported}")]
     UnknownMeasure {
@@ -89,6 +101,14 @@ pub enum ParseErrorKind {
         qid: String,
         /// Repeated document id.
         docno: String,
+        /// Line of the first occurrence.
+        first_line: u64,
+    },
+    /// A query id appears twice in a queries file.
+    #[error("duplicate query id {qid:?} (first on line {first_line}); query ids must be unique")]
+    DuplicateQuery {
+        /// The repeated query id.
+        qid: String,
         /// Line of the first occurrence.
         first_line: u64,
     },

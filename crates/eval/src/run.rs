@@ -169,14 +169,42 @@ impl SeenDocnos {
         }
     }
 
-    fn rebuild(query: &QueryRun) -> Self {
+    /// The detector of a query whose earlier lines were read before another query's;
+    /// `spans` gives each entry's line back.
+    fn rebuild(query: &QueryRun, spans: &LineSpans) -> Self {
         let mut seen = SeenDocnos::with_capacity(query.len());
         for i in 0..query.entries.len() as u32 {
             let docno = query.docno(&query.entries[i as usize]);
-            // Line numbers of earlier blocks are not kept; 0 marks "earlier in the file".
-            seen.insert(query, docno, i, 0);
+            seen.insert(query, docno, i, spans.line_of(i));
         }
         seen
+    }
+}
+
+/// The line of every entry of one query without a line number per entry: the
+/// `(entry, line)` where each run of consecutive lines starts. A query read in one block
+/// of consecutive lines needs one pair; blank lines and interleaved queries add one each.
+#[derive(Default)]
+struct LineSpans(Vec<(u32, u64)>);
+
+impl LineSpans {
+    /// Records that `entry` (the next one, in order) was read from `line`.
+    fn record(&mut self, entry: u32, line: u64) {
+        match self.0.last() {
+            Some(&(e, l)) if l + u64::from(entry - e) == line => {}
+            _ => self.0.push((entry, line)),
+        }
+    }
+
+    /// The line `entry` was read from (0 for an entry that was never recorded).
+    fn line_of(&self, entry: u32) -> u64 {
+        match self.0.partition_point(|&(e, _)| e <= entry).checked_sub(1) {
+            Some(i) => {
+                let (e, l) = self.0[i];
+                l + u64::from(entry - e)
+            }
+            None => 0,
+        }
     }
 }
 
@@ -228,6 +256,8 @@ impl Run {
         let mut current: Option<usize> = None;
         let mut seen = SeenDocnos::default();
         let mut resumed: FastMap<usize, SeenDocnos> = FastMap::default();
+        // Per query (same index as `run.queries`), so a rebuilt detector knows its lines.
+        let mut spans: Vec<LineSpans> = Vec::new();
         lines.for_each_line(|line_no, line| {
             let mut f = [""; 6];
             match text::split_fields(line, &mut f) {
@@ -265,6 +295,9 @@ impl Run {
                 Some(i) if &*run.queries[i].qid == qid => i,
                 _ => {
                     let idx = run.query_index(qid);
+                    if spans.len() < run.queries.len() {
+                        spans.resize_with(run.queries.len(), LineSpans::default);
+                    }
                     if let Some(prev) = current
                         && resumed.contains_key(&prev)
                     {
@@ -277,7 +310,7 @@ impl Run {
                             let capacity = current.map_or(0, |p| run.queries[p].len());
                             SeenDocnos::with_capacity(capacity)
                         }
-                        None => SeenDocnos::rebuild(&run.queries[idx]),
+                        None => SeenDocnos::rebuild(&run.queries[idx], &spans[idx]),
                     };
                     if !run.queries[idx].is_empty() {
                         // Mark as interleaved so its detector is kept when we move on.
@@ -307,6 +340,7 @@ impl Run {
                     ParseErrorKind::TooLarge(format!("query {qid}: {msg}")),
                 )
             })?;
+            spans[idx].record(entry, line_no);
             Ok(())
         })?;
         Ok(run)
@@ -349,7 +383,8 @@ impl Run {
         docs: impl IntoIterator<Item = (&'a str, f64)>,
     ) -> Result<()> {
         let idx = self.query_index(qid);
-        let mut seen = SeenDocnos::rebuild(&self.queries[idx]);
+        // No lines here: the duplicate message does not name any.
+        let mut seen = SeenDocnos::rebuild(&self.queries[idx], &LineSpans::default());
         let query = &mut self.queries[idx];
         for (docno, score) in docs {
             if !score.is_finite() {
@@ -543,13 +578,53 @@ mod tests {
             err,
             Error::Parse {
                 line: 3,
-                kind: ParseErrorKind::DuplicateDocument { .. },
+                kind: ParseErrorKind::DuplicateDocument { first_line: 1, .. },
                 ..
             }
         ));
         // Same docno for different queries is fine, also when interleaved.
         let ok = Run::from_str("q Q0 a 1 1 t\nr Q0 a 1 1 t\nq Q0 b 3 1 t\nr Q0 b 1 1 t\n");
         assert_eq!(ok.unwrap().get("q").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_duplicate_in_a_resumed_query_names_the_real_first_line() {
+        // Blank lines and other queries between the two occurrences; the query resumes
+        // after another one, so its duplicate detector is rebuilt from its entries.
+        let text = "q Q0 a 1 1 t\n\nq Q0 b 2 1 t\nq Q0 c 3 1 t\nr Q0 x 1 1 t\n\n\nq Q0 d 4 1 t\nr Q0 y 2 1 t\nq Q0 c 5 1 t\n";
+        let err = Run::from_str(text).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Parse {
+                    line: 10,
+                    kind: ParseErrorKind::DuplicateDocument { first_line: 4, .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("first on line 4"), "{err}");
+        for (dup, first) in [("a", 1), ("b", 3), ("d", 8)] {
+            let text = format!("{}q Q0 {dup} 9 1 t\n", &text[..text.len() - 13]);
+            match Run::from_str(&text).unwrap_err() {
+                Error::Parse {
+                    kind: ParseErrorKind::DuplicateDocument { first_line, .. },
+                    ..
+                } => assert_eq!(first_line, first, "{dup}"),
+                other => panic!("{other}"),
+            }
+        }
+        let spans = {
+            let mut s = LineSpans::default();
+            for (entry, line) in [(0, 5), (1, 6), (2, 9), (3, 10), (4, 40)] {
+                s.record(entry, line);
+            }
+            s
+        };
+        assert_eq!(spans.0, [(0, 5), (2, 9), (4, 40)]);
+        let lines: Vec<u64> = (0..5).map(|e| spans.line_of(e)).collect();
+        assert_eq!(lines, [5, 6, 9, 10, 40]);
     }
 
     #[test]

@@ -1,4 +1,9 @@
 //! Shared, immutable byte storage (heap or memory map) and bounds-checked little-endian reads.
+//!
+//! Bounds checks protect against lengths inside the bytes, not against the bytes changing
+//! underneath: a [`Storage::Mmap`] of a file that another process truncates faults (SIGBUS)
+//! on the next access to a page past the new end, whatever the checks say. That is why
+//! [`crate::Backing::Read`] (heap) is the default and the map an explicit opt-in.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -6,24 +11,24 @@ use std::sync::Arc;
 use crate::error::{IndexError, Result};
 
 /// Who owns the bytes an index reads from.
-pub(crate) enum Backing {
+pub(crate) enum Storage {
     Heap(Vec<u8>),
     Mmap(memmap2::Mmap),
 }
 
-impl Backing {
+impl Storage {
     fn as_slice(&self) -> &[u8] {
         match self {
-            Backing::Heap(v) => v,
-            Backing::Mmap(m) => m,
+            Storage::Heap(v) => v,
+            Storage::Mmap(m) => m,
         }
     }
 }
 
-/// A cheap-to-clone view of a range of a [`Backing`].
+/// A cheap-to-clone view of a range of a [`Storage`].
 #[derive(Clone)]
 pub(crate) struct Bytes {
-    owner: Arc<Backing>,
+    owner: Arc<Storage>,
     range: Range<usize>,
 }
 
@@ -31,12 +36,12 @@ impl Bytes {
     pub(crate) fn from_vec(v: Vec<u8>) -> Self {
         let len = v.len();
         Self {
-            owner: Arc::new(Backing::Heap(v)),
+            owner: Arc::new(Storage::Heap(v)),
             range: 0..len,
         }
     }
 
-    pub(crate) fn from_backing(owner: Arc<Backing>) -> Self {
+    pub(crate) fn from_backing(owner: Arc<Storage>) -> Self {
         let len = owner.as_slice().len();
         Self {
             owner,

@@ -158,6 +158,17 @@ pub enum IndexError {
         /// What is wrong.
         what: String,
     },
+    /// A weighted query names the same term twice (e.g. `{"vector": {"l3": 1, "l3": 2}}`).
+    #[error(
+        "queries line {line}: term {key:?} is given more than once in one query; \
+         give each term once (add up its weights)"
+    )]
+    DuplicateQueryTerm {
+        /// 1-based line of the query.
+        line: u64,
+        /// The repeated key, as written.
+        key: String,
+    },
     /// An export cannot be written as asked.
     #[error("cannot export: {what}")]
     Export {

@@ -1,15 +1,16 @@
 //! Persistence: the versioned, checksummed single-file format of `docs/index-format.md`,
-//! atomic saves, memory-mapped opens and in-memory loads.
+//! atomic saves, opens (read into memory by default, memory-mapped on request) and
+//! in-memory loads.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::fs::File;
+use std::io::{self, Write};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
+use latent_terms_io::AtomicFile;
 use roaring::RoaringBitmap;
 
-use crate::bytes::{Backing, Bytes, Reader, u32_at};
+use crate::bytes::{Bytes, Reader, Storage, u32_at};
 use crate::error::{IndexError, Result};
 use crate::index::Index;
 use crate::segment::{Segment, SegmentSections};
@@ -58,20 +59,86 @@ fn kind_name(kind: u32) -> &'static str {
     }
 }
 
+/// Where the bytes of an index opened from a file live.
+///
+/// Index files are write-once: [`Index::save`] writes a new file and renames it over the
+/// old one, and nothing else should ever change an index file in place. The choice
+/// between the two backings is about what happens when something does anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backing {
+    /// Read the whole file into memory once (the default). Costs the file's size in RAM
+    /// and one sequential read on open; afterwards the open index owns its bytes, so
+    /// whatever happens to the file (copied over in place, truncated, deleted, replaced by
+    /// rename) cannot affect it. A file changed *while* it is being read gives a typed
+    /// error (length or checksum mismatch, with checksums verified) or, with
+    /// checksums off, at worst wrong results; never a crash.
+    #[default]
+    Read,
+    /// Memory-map the file (a shared, read-only map): opening costs no copy and postings
+    /// are paged in on demand, which suits indexes larger than RAM. **Only for files that
+    /// nothing modifies in place while the index is open.** A map shows later in-place
+    /// writes by other processes (`cp` over the file), and when another process truncates
+    /// the file, the next access to a page past the new end raises SIGBUS, which kills
+    /// the whole process; no bounds check can catch that. A private (copy-on-write,
+    /// `MAP_PRIVATE`) map would not help: it too faults with SIGBUS on truncation, and on
+    /// Linux it still shows in-place writes to pages it has not copied. Replacing the
+    /// file by rename (as [`Index::save`] does) is safe: the map keeps the old inode.
+    Mmap,
+}
+
 /// How to load an index.
+///
+/// ```
+/// use latent_terms_sparse_index::{Backing, LoadOptions};
+///
+/// let defaults = LoadOptions::default();
+/// assert!(defaults.verify_checksums);
+/// assert_eq!(defaults.backing, Backing::Read);
+/// let mapped = LoadOptions::default().mmap(true).verify_checksums(false);
+/// assert_eq!(mapped.backing, Backing::Mmap);
+/// assert!(!mapped.verify_checksums);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LoadOptions {
     /// Verify the CRC32 of the header and of every section (default `true`). Turning it
     /// off skips one pass over the file; structural validation still runs, so a damaged
     /// file still gives an error or wrong results, never a panic or out-of-bounds read.
     pub verify_checksums: bool,
+    /// Where [`Index::open_with`] keeps the file's bytes (default [`Backing::Read`]: read
+    /// into memory; see [`Backing::Mmap`] for the hazards of a map). Ignored by
+    /// [`Index::from_bytes_with`], whose bytes are already in memory.
+    pub backing: Backing,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
         Self {
             verify_checksums: true,
+            backing: Backing::Read,
         }
+    }
+}
+
+impl LoadOptions {
+    /// Sets [`verify_checksums`](Self::verify_checksums).
+    #[must_use]
+    pub fn verify_checksums(mut self, verify: bool) -> Self {
+        self.verify_checksums = verify;
+        self
+    }
+
+    /// Sets [`backing`](Self::backing).
+    #[must_use]
+    pub fn backing(mut self, backing: Backing) -> Self {
+        self.backing = backing;
+        self
+    }
+
+    /// `true`: [`Backing::Mmap`] (read its hazards first); `false`: [`Backing::Read`].
+    #[must_use]
+    pub fn mmap(self, mmap: bool) -> Self {
+        self.backing(if mmap { Backing::Mmap } else { Backing::Read })
     }
 }
 
@@ -220,35 +287,69 @@ impl Index {
         Ok(out)
     }
 
-    /// Saves the index to `path` atomically: the bytes go to a temporary file in the same
-    /// directory, which is fsynced and renamed over `path`, then the directory is fsynced.
-    /// A crash leaves either the old file or the new one, never a mix.
+    /// Saves the index to `path` atomically (through [`latent_terms_io::AtomicFile`]): the
+    /// bytes go to a new temporary file in the same directory, which is fsynced and renamed
+    /// over `path`, then the directory is fsynced. A crash leaves either the old file or
+    /// the new one, never a mix, and an index open on the old file (read or mapped) is
+    /// not disturbed: the rename leaves the old inode as it was.
+    ///
+    /// Index files are write-once: replace one by writing a new file and renaming it over
+    /// the old (as this does), never by writing into it in place (`cp new old`, an editor,
+    /// truncation), which could crash a process that has the file mapped
+    /// ([`Backing::Mmap`]).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         write_atomically(path, |w| self.write_inner(w))
     }
 
-    /// Opens an index file by memory-mapping it. Validates the whole structure (and the
-    /// checksums) before returning; postings stay in the map and are paged in on demand.
-    ///
-    /// The file must not be modified in place while open; [`save`](Self::save) never does
-    /// (it replaces the file by rename).
+    /// Opens an index file by reading it into memory ([`Backing::Read`], the default of
+    /// [`LoadOptions`]). Validates the whole structure (and the checksums) before
+    /// returning. The open index owns its bytes: replacing, truncating or deleting the
+    /// file afterwards does not affect it. To map the file instead, see
+    /// [`open_with`](Self::open_with) and [`Backing::Mmap`].
     pub fn open(path: impl AsRef<Path>) -> Result<Index> {
         Self::open_with(path, &LoadOptions::default())
     }
 
-    /// [`open`](Self::open) with options.
+    /// [`open`](Self::open) with options; `options.backing` chooses between reading the
+    /// file into memory and memory-mapping it (index files are write-once: a mapped file
+    /// must not be modified or truncated in place while the index is open).
+    ///
+    /// ```
+    /// use latent_terms_sparse_index::{Index, LoadOptions};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("empty.ltsi");
+    /// Index::new().save(&path)?;
+    /// let read = Index::open(&path)?;
+    /// let mapped = Index::open_with(&path, &LoadOptions::default().mmap(true))?;
+    /// assert_eq!(read.num_docs(), mapped.num_docs());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Index> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|e| IndexError::io(path, e))?;
-        // SAFETY: the map is read-only and this crate never writes to an index file in
-        // place (saves go to a new inode and rename). Mutation by another process would be
-        // outside the documented contract; every read from the map is bounds-checked
-        // against lengths validated here, so a shrunk file cannot cause an out-of-bounds
-        // access through this crate's code.
-        #[allow(unsafe_code)]
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| IndexError::io(path, e))?;
-        load(Bytes::from_backing(Arc::new(Backing::Mmap(map))), options)
+        let storage = match options.backing {
+            Backing::Read => {
+                Storage::Heap(std::fs::read(path).map_err(|e| IndexError::io(path, e))?)
+            }
+            Backing::Mmap => {
+                let file = File::open(path).map_err(|e| IndexError::io(path, e))?;
+                // SAFETY: memmap2 requires that the mapped file is neither modified nor
+                // truncated while the map lives, and this crate cannot enforce that. It
+                // holds only as long as every writer follows the write-once contract of
+                // `Backing::Mmap` (replace by rename, as `Index::save` does, which leaves
+                // the mapped inode untouched). The caller opted into that contract by
+                // choosing `Backing::Mmap`. If another process breaks it, the bounds checks
+                // on every read do not help: an in-place write changes bytes under live
+                // borrows, and a truncation makes the next access to a page past the new
+                // end raise SIGBUS and kill the process.
+                #[allow(unsafe_code)]
+                let map =
+                    unsafe { memmap2::Mmap::map(&file) }.map_err(|e| IndexError::io(path, e))?;
+                Storage::Mmap(map)
+            }
+        };
+        load(Bytes::from_backing(Arc::new(storage)), options)
     }
 
     /// Loads an index from bytes in the file format (e.g. read from object storage).
@@ -481,59 +582,24 @@ fn load(file: Bytes, options: &LoadOptions) -> Result<Index> {
     Index::from_parts(parts, vocabulary)
 }
 
-/// Unique temporary names even for concurrent saves from one process.
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
+/// Writes `path` through [`AtomicFile`]: `fill` writes into a temporary file beside it
+/// (unique name, `create_new`), which replaces `path` only when `fill` succeeds; on any
+/// error the temporary file is removed and `path` is left as it was.
 pub(crate) fn write_atomically<F>(path: &Path, fill: F) -> Result<()>
 where
-    F: FnOnce(&mut BufWriter<&File>) -> io::Result<Result<u64>>,
+    F: FnOnce(&mut AtomicFile) -> io::Result<Result<u64>>,
 {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| IndexError::io(path, io::Error::other("the path has no file name")))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{}",
-        name.to_string_lossy(),
-        std::process::id(),
-        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| -> io::Result<Result<()>> {
-        let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        {
-            let mut writer = BufWriter::with_capacity(1 << 20, &file);
-            if let Err(e) = fill(&mut writer)? {
-                return Ok(Err(e));
-            }
-            writer.flush()?;
-        }
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // Make the rename durable. Some platforms cannot open or sync a directory; the
-        // rename has still happened atomically there.
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(Ok(()))
-    })();
-    match result {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => {
-            let _ = fs::remove_file(&tmp);
-            Err(e)
-        }
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            Err(IndexError::io(path, e))
-        }
-    }
+    let io_err = |e| IndexError::io(path, e);
+    let mut file = AtomicFile::create(path).map_err(io_err)?;
+    // Dropping `file` without committing removes the temporary file.
+    fill(&mut file).map_err(io_err)??;
+    file.commit().map_err(io_err)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs::{self, OpenOptions};
+
     use super::*;
     use crate::{
         Analyzer, Bm25, ClSr, IndexBuilder, IndexConfig, Query, SearchOptions, SparseVector,
@@ -615,12 +681,191 @@ mod tests {
             Index::open(&path).expect("open").num_docs(),
             index.num_docs() - 1
         );
+        // The same through a map: a save renames a new file over the mapped one.
+        let mapped = Index::open_with(&path, &LoadOptions::default().mmap(true)).expect("map");
+        assert_eq!(mapped.num_docs(), index.num_docs() - 1);
+        index.save(&path).expect("save over the mapped file");
+        assert_eq!(mapped.num_docs(), index.num_docs() - 1);
+        assert_same(&index, &Index::open(&path).expect("open"));
         let leftovers: Vec<_> = fs::read_dir(dir.path())
             .expect("list")
             .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
             .collect();
         assert!(leftovers.is_empty(), "temporary files left behind");
+    }
+
+    #[test]
+    fn a_failed_save_leaves_the_old_file_and_no_temporary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("index.ltsi");
+        let index = small_index();
+        index.save(&path).expect("save");
+        let before = fs::read(&path).expect("read");
+        let err = write_atomically(&path, |w| {
+            w.write_all(b"half an index")?;
+            Ok(Err(IndexError::corrupted("the writer gave up")))
+        })
+        .expect_err("fails");
+        assert!(err.to_string().contains("gave up"), "{err}");
+        let err = write_atomically(&path, |w| {
+            w.write_all(b"half an index")?;
+            Err(io::Error::other("disk full"))
+        })
+        .expect_err("fails");
+        assert!(matches!(err, IndexError::Io { .. }), "{err}");
+        assert_eq!(fs::read(&path).expect("read"), before);
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .expect("list")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["index.ltsi"]);
+    }
+
+    /// The default backing reads the file: copying another index over it in place
+    /// (`cp`: truncate, then write) and truncating it while searches run must leave
+    /// every search on the open index with the old results, and every reopen with the
+    /// old results, the new results or a typed error. With a shared map this test
+    /// dies of SIGBUS.
+    #[test]
+    fn in_place_replacement_and_truncation_never_disturb_an_open_index() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("index.ltsi");
+        let old = small_index();
+        let mut new = small_index();
+        for d in 0..20 {
+            new.delete(&format!("doc-{d}"));
+        }
+        old.save(&path).expect("save");
+        let old_bytes = fs::read(&path).expect("read");
+        let new_bytes = new.to_bytes().expect("bytes");
+        let q = Query::new([(3, 1.0), (10, 0.5), (17, 2.0), (49, 1.0)]).expect("valid");
+        let opts = SearchOptions::default();
+        let old_hits = old.search(&q, &Bm25::default(), 20, &opts).expect("search");
+        let new_hits = new.search(&q, &Bm25::default(), 20, &opts).expect("search");
+        assert_ne!(old_hits, new_hits);
+
+        let opened = Index::open(&path).expect("open");
+        let stop = AtomicBool::new(false);
+        let (searches, reopens) = std::thread::scope(|scope| {
+            let searcher = scope.spawn(|| {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let hits = opened
+                        .search(&q, &Bm25::default(), 20, &opts)
+                        .expect("search");
+                    assert_eq!(hits, old_hits, "an open index changed under a search");
+                    n += 1;
+                }
+                n
+            });
+            let reopener = scope.spawn(|| {
+                let mut counts = [0u64; 3]; // old, new, typed error
+                while !stop.load(Ordering::Relaxed) {
+                    match Index::open(&path) {
+                        Ok(index) => {
+                            let hits = index.search(&q, &Bm25::default(), 20, &opts);
+                            match hits {
+                                Ok(h) if h == old_hits => counts[0] += 1,
+                                Ok(h) if h == new_hits => counts[1] += 1,
+                                other => panic!("a reopened index gave {other:?}"),
+                            }
+                        }
+                        // A read racing the writer sees any mix of old, new and
+                        // missing bytes: a length, magic, version or checksum error.
+                        Err(IndexError::Io { source, .. }) => panic!("I/O error: {source}"),
+                        Err(_) => counts[2] += 1,
+                    }
+                }
+                counts
+            });
+            for round in 0..150 {
+                // `cp new old`: truncate to zero, then write, in place.
+                fs::write(&path, &new_bytes).expect("copy over");
+                let file = OpenOptions::new().write(true).open(&path).expect("open");
+                file.set_len(new_bytes.len() as u64 / 2).expect("truncate");
+                file.set_len(if round % 2 == 0 { 0 } else { 7 })
+                    .expect("truncate");
+                drop(file);
+                fs::write(&path, &old_bytes).expect("copy back");
+            }
+            stop.store(true, Ordering::Relaxed);
+            (
+                searcher.join().expect("searcher"),
+                reopener.join().expect("reopener"),
+            )
+        });
+        assert!(searches > 0 && reopens.iter().sum::<u64>() > 0);
+        eprintln!("{searches} searches; reopens (old, new, error): {reopens:?}");
+        assert_eq!(
+            opened
+                .search(&q, &Bm25::default(), 20, &opts)
+                .expect("search"),
+            old_hits
+        );
+    }
+
+    /// Run by [`a_truncated_map_kills_the_process_a_read_index_survives`] in a child
+    /// process: opens the index named by the environment with the backing it names,
+    /// truncates the file and searches.
+    #[test]
+    #[ignore = "run as a child process by a_truncated_map_kills_the_process_a_read_index_survives"]
+    fn truncation_child() {
+        let (Ok(path), Ok(backing)) = (
+            std::env::var("LT_TRUNCATION_CHILD_PATH"),
+            std::env::var("LT_TRUNCATION_CHILD_BACKING"),
+        ) else {
+            return;
+        };
+        let index =
+            Index::open_with(&path, &LoadOptions::default().mmap(backing == "mmap")).expect("open");
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open")
+            .set_len(0)
+            .expect("truncate");
+        let q = Query::new([(3, 1.0), (10, 0.5), (17, 2.0), (49, 1.0)]).expect("valid");
+        let hits = index
+            .search(&q, &Bm25::default(), 20, &SearchOptions::default())
+            .expect("search");
+        assert!(!hits.is_empty());
+    }
+
+    /// Documents why [`Backing::Read`] is the default: a map of a file truncated by another
+    /// party raises SIGBUS on the next access.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_truncated_map_kills_the_process_a_read_index_survives() {
+        use std::os::unix::process::ExitStatusExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = |backing: &str| {
+            let path = dir.path().join(format!("{backing}.ltsi"));
+            small_index().save(&path).expect("save");
+            std::process::Command::new(std::env::current_exe().expect("test binary"))
+                .args([
+                    "--exact",
+                    "format::tests::truncation_child",
+                    "--ignored",
+                    "--test-threads=1",
+                ])
+                .env("LT_TRUNCATION_CHILD_PATH", &path)
+                .env("LT_TRUNCATION_CHILD_BACKING", backing)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .expect("run the child")
+        };
+        let read = run("read");
+        assert!(read.success(), "read backing: {read:?}");
+        let mapped = run("mmap");
+        assert_eq!(
+            mapped.signal(),
+            Some(7),
+            "mmap backing: {mapped:?} (SIGBUS is 7)"
+        );
     }
 
     #[test]
@@ -673,9 +918,7 @@ mod tests {
     #[test]
     fn unchecked_loads_of_damaged_files_never_panic() {
         let bytes = small_index().to_bytes().expect("ok");
-        let opts = LoadOptions {
-            verify_checksums: false,
-        };
+        let opts = LoadOptions::default().verify_checksums(false);
         let q = Query::new([(3, 1.0), (10, 0.5), (17, 2.0), (49, 1.0)]).expect("valid");
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         for _ in 0..3000 {

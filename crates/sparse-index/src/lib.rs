@@ -10,9 +10,10 @@
 //!   [`Index::search_exhaustive`] is the reference it is tested against. Both apply deletes
 //!   and [`SearchOptions`] allow/deny filters and return bit-identical scores.
 //! * [`Index::explain`] breaks a score down by term.
-//! * [`Index::save`] writes a versioned, checksummed file atomically; [`Index::open`]
-//!   memory-maps it; [`Index::from_bytes`] loads from memory. `docs/index-format.md`
-//!   documents the format.
+//! * [`Index::save`] writes a versioned, checksummed file atomically (index files are
+//!   write-once: replaced by rename, never in place); [`Index::open`] reads it into memory
+//!   ([`LoadOptions::mmap`] maps it instead, see [`Backing::Mmap`]); [`Index::from_bytes`]
+//!   loads from memory. `docs/index-format.md` documents the format.
 //! * [`Index::statistics`] and [`Index::flops`] give the numbers the papers report.
 //! * [`export`] serves the terms from other engines: Anserini/Lucene impact indexes,
 //!   Elasticsearch/OpenSearch `rank_features`, and CIFF (export and import).
@@ -55,7 +56,7 @@ pub use analyzer::{Analyzer, ENGLISH_STOP_WORDS};
 pub use builder::{IndexBuilder, IndexConfig, WeightEncoding};
 pub use error::{IndexError, Result};
 pub use explain::{Explanation, TermContribution};
-pub use format::{FORMAT_VERSION, LoadOptions};
+pub use format::{Backing, FORMAT_VERSION, LoadOptions};
 pub use index::{DocId, Index};
 pub use scorer::{
     Bm25, Bm25Params, ClSr, ClSrParams, ClSrVariant, CollectionStats, DocLength, DotProduct,

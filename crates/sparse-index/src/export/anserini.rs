@@ -114,14 +114,14 @@ fn check_token(what: &str, s: &str) -> Result<()> {
 /// b.add("d1", &SparseVector::new([(17, 0.42)])?)?;
 /// let index = b.build()?;
 /// let queries = [WeightedQuery { id: "q1".into(), query: Query::new([(17, 0.03)])? }];
-/// let dir = std::env::temp_dir().join(format!("anserini-doc-{}", std::process::id()));
+/// let tmp = tempfile::tempdir().unwrap();
+/// let dir = tmp.path().join("anserini");
 /// let q = Quantizer::new(100.0)?;
 /// let summary = write_anserini(&index, &DotProduct, &queries, q, q, &dir)?;
 /// assert_eq!(summary.documents, 1);
 /// let docs = std::fs::read_to_string(dir.join("corpus/docs.jsonl")).unwrap();
 /// assert_eq!(docs, "{\"id\":\"d1\",\"contents\":\"\",\"vector\":{\"l17\":42}}\n");
 /// assert_eq!(std::fs::read_to_string(dir.join("topics.tsv")).unwrap(), "q1\tl17 l17 l17\n");
-/// # std::fs::remove_dir_all(&dir).unwrap();
 /// # Ok::<(), latent_terms_sparse_index::IndexError>(())
 /// ```
 pub fn write_anserini<S: Scorer + ?Sized>(

@@ -298,12 +298,12 @@ impl CiffFile {
 /// b.add("d1", &SparseVector::new([(3, 2.0), (12, 1.0)])?)?;
 /// b.add("d2", &SparseVector::new([(3, 5.0)])?)?;
 /// let index = b.build()?;
-/// let path = std::env::temp_dir().join(format!("doc-{}.ciff", std::process::id()));
+/// let tmp = tempfile::tempdir().unwrap();
+/// let path = tmp.path().join("doc.ciff");
 /// let summary = write_ciff(&index, &DotProduct, None, "example", &path)?;
 /// assert_eq!((summary.documents, summary.postings_lists, summary.postings), (2, 2, 3));
 /// let back = import_ciff(&path)?;
 /// assert_eq!(back.postings(3)?, index.postings(3)?);
-/// # std::fs::remove_file(&path).unwrap();
 /// # Ok::<(), latent_terms_sparse_index::IndexError>(())
 /// ```
 pub fn write_ciff(
@@ -510,12 +510,57 @@ pub fn ciff_to_index(file: &CiffFile) -> Result<Index> {
     Ok(index)
 }
 
-/// Reads the CIFF file at `path` and builds an index from it ([`read_ciff`] +
-/// [`ciff_to_index`]).
-pub fn import_ciff(path: impl AsRef<Path>) -> Result<Index> {
+/// The two bytes every gzip member starts with.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Reads the CIFF file at `path` ([`read_ciff`]), plain or gzip-compressed. A file that
+/// starts with the gzip magic bytes is decompressed whatever its name, through
+/// [`flate2::read::MultiGzDecoder`], so every member of a multi-member `.gz` (as written by
+/// `pigz`, or by concatenating `.gz` files) is read, not just the first. No plain CIFF file
+/// starts with those bytes: its first byte is the header's length and the second a field
+/// tag.
+///
+/// ```
+/// use std::io::Write;
+/// use latent_terms_sparse_index::export::{index_to_ciff, read_ciff_file};
+/// use latent_terms_sparse_index::{DotProduct, IndexBuilder, IndexConfig, SparseVector};
+///
+/// let mut b = IndexBuilder::new(IndexConfig::default())?;
+/// b.add("a", &SparseVector::new([(7, 3.0)])?)?;
+/// let (file, _) = index_to_ciff(&b.build()?, &DotProduct, None, "")?;
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("index.ciff.gz");
+/// let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+/// gz.write_all(&file.to_bytes())?;
+/// std::fs::write(&path, gz.finish()?)?;
+/// assert_eq!(read_ciff_file(&path)?, file);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn read_ciff_file(path: impl AsRef<Path>) -> Result<CiffFile> {
     let path = path.as_ref();
-    let file = std::fs::File::open(path).map_err(|e| IndexError::io(path, e))?;
-    ciff_to_index(&read_ciff(file)?)
+    let mut file = std::fs::File::open(path).map_err(|e| IndexError::io(path, e))?;
+    let mut magic = [0u8; 2];
+    let mut have = 0;
+    while have < magic.len() {
+        match file.read(&mut magic[have..]) {
+            Ok(0) => break,
+            Ok(n) => have += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(IndexError::io(path, e)),
+        }
+    }
+    let reader = std::io::Cursor::new(magic[..have].to_vec()).chain(file);
+    if magic[..have] == GZIP_MAGIC {
+        read_ciff(flate2::read::MultiGzDecoder::new(reader))
+    } else {
+        read_ciff(reader)
+    }
+}
+
+/// Reads the CIFF file at `path`, plain or gzip-compressed, and builds an index from it
+/// ([`read_ciff_file`] + [`ciff_to_index`]).
+pub fn import_ciff(path: impl AsRef<Path>) -> Result<Index> {
+    ciff_to_index(&read_ciff_file(path)?)
 }
 
 #[cfg(test)]
@@ -523,6 +568,7 @@ mod tests {
     use super::*;
     use crate::{Analyzer, DotProduct, Vocabulary};
     use proptest::prelude::*;
+    use std::fs;
 
     /// Every live posting by (term name, external id) → weight.
     fn postings_by_name(index: &Index) -> BTreeMap<(String, String), f32> {
@@ -664,5 +710,60 @@ mod tests {
         let mut v2 = good.clone();
         v2.header.version = 2;
         assert!(read_ciff(v2.to_bytes().as_slice()).is_err());
+    }
+
+    /// Compresses `parts` as one gzip member each, concatenated.
+    fn multi_member_gzip(parts: &[&[u8]]) -> Vec<u8> {
+        use std::io::Write;
+        let mut out = Vec::new();
+        for part in parts {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(part).expect("in memory");
+            out.extend(enc.finish().expect("in memory"));
+        }
+        out
+    }
+
+    #[test]
+    fn every_member_of_a_multi_member_gzip_is_read() {
+        let mut b = IndexBuilder::new(IndexConfig::default()).expect("valid");
+        for d in 0..30u32 {
+            let v = SparseVector::new([(d % 7, 1.0 + d as f32), (7 + d % 5, 2.0)]).expect("valid");
+            b.add(format!("doc-{d}"), &v).expect("added");
+        }
+        let index = b.build().expect("built");
+        let (file, _) = index_to_ciff(&index, &DotProduct, None, "two members").expect("export");
+        let bytes = file.to_bytes();
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Split inside a message: the first member alone is not a complete file.
+        let (first, second) = bytes.split_at(bytes.len() / 2);
+        assert!(read_ciff(first).is_err());
+        let two = multi_member_gzip(&[first, second]);
+        assert!(
+            read_ciff(flate2::read::GzDecoder::new(two.as_slice())).is_err(),
+            "a single-member decoder stops after the first member"
+        );
+        for name in ["index.ciff.gz", "no-extension"] {
+            let path = dir.path().join(name);
+            fs::write(&path, &two).expect("write");
+            assert_eq!(read_ciff_file(&path).expect("both members"), file, "{name}");
+            assert_eq!(
+                postings_by_name(&import_ciff(&path).expect("import")),
+                postings_by_name(&index)
+            );
+        }
+        // Plain files still read, and a damaged second member is an error.
+        let plain = dir.path().join("index.ciff");
+        fs::write(&plain, &bytes).expect("write");
+        assert_eq!(read_ciff_file(&plain).expect("plain"), file);
+        let mut damaged = two.clone();
+        damaged.truncate(two.len() - 3);
+        let path = dir.path().join("damaged.ciff.gz");
+        fs::write(&path, &damaged).expect("write");
+        assert!(read_ciff_file(&path).is_err());
+        for tiny in [&b""[..], &[0x1f][..]] {
+            fs::write(&path, tiny).expect("write");
+            assert!(read_ciff_file(&path).is_err());
+        }
     }
 }

@@ -35,14 +35,13 @@ mod opensearch;
 mod queries;
 
 use std::borrow::Cow;
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::Path;
 
 pub use anserini::{AnseriniExport, anserini_topic_line, write_anserini};
 pub use ciff::{
     CiffDocRecord, CiffFile, CiffHeader, CiffPosting, CiffPostingsList, CiffSummary, ciff_to_index,
-    import_ciff, index_to_ciff, read_ciff, write_ciff,
+    import_ciff, index_to_ciff, read_ciff, read_ciff_file, write_ciff,
 };
 pub use opensearch::{OpenSearchExport, OpenSearchOptions, write_opensearch};
 pub use queries::{WeightedQuery, read_weighted_queries};
@@ -426,7 +425,7 @@ pub(crate) fn write_file(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> Result<()>,
 ) -> Result<()> {
-    crate::format::write_atomically(path, |w: &mut BufWriter<&File>| Ok(fill(w).map(|()| 0)))
+    crate::format::write_atomically(path, |w| Ok(fill(w).map(|()| 0)))
 }
 
 /// `io::Error` → `IndexError::Io` for `path`, for `?` inside writers.

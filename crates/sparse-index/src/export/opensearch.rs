@@ -102,11 +102,11 @@ fn number(x: f32, quantizer: Option<Quantizer>) -> Result<Option<String>> {
 /// b.add("d1", &SparseVector::new([(17, 0.5)])?)?;
 /// let index = b.build()?;
 /// let queries = [WeightedQuery { id: "q1".into(), query: Query::new([(17, 2.0)])? }];
-/// let dir = std::env::temp_dir().join(format!("opensearch-doc-{}", std::process::id()));
+/// let tmp = tempfile::tempdir().unwrap();
+/// let dir = tmp.path().join("opensearch");
 /// write_opensearch(&index, &DotProduct, &queries, &OpenSearchOptions::default(), &dir)?;
 /// let bulk = std::fs::read_to_string(dir.join("bulk.ndjson")).unwrap();
 /// assert_eq!(bulk, "{\"index\":{\"_index\":\"latent-terms\",\"_id\":\"d1\"}}\n{\"latent_terms\":{\"l17\":0.5}}\n");
-/// # std::fs::remove_dir_all(&dir).unwrap();
 /// # Ok::<(), latent_terms_sparse_index::IndexError>(())
 /// ```
 pub fn write_opensearch<S: Scorer + ?Sized>(
