@@ -118,9 +118,15 @@ impl Embeddings {
         (self.ids, self.dim, self.data)
     }
 
-    /// L2 norms of the rows.
+    /// L2 norms of the rows, accumulated in f64 so that no finite row overflows
+    /// (a row of 1e30s has norm 1e30 × √dim, not infinity) or underflows to 0.
     pub fn norms(&self) -> Vec<f32> {
-        self.iter().map(|(_, r)| dot(r, r).sqrt()).collect()
+        self.iter()
+            .map(|(_, r)| {
+                let sq: f64 = r.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+                sq.sqrt() as f32
+            })
+            .collect()
     }
 }
 
@@ -166,6 +172,17 @@ mod tests {
         assert_eq!(a.rows(), 2);
         assert_eq!(a.row(1), Some(&[0.0, 1.0][..]));
         assert_eq!(a.norms(), vec![5.0, 1.0]);
+        let big = Embeddings::new(
+            vec!["x".into(), "y".into()],
+            2,
+            vec![3e30, 4e30, 3e-30, 4e-30],
+        )
+        .unwrap();
+        let n = big.norms();
+        assert!(
+            (n[0] / 5e30 - 1.0).abs() < 1e-6 && (n[1] / 5e-30 - 1.0).abs() < 1e-6,
+            "{n:?}"
+        );
         let c = Embeddings::new(vec!["c".into()], 3, vec![0.0; 3]).unwrap();
         assert!(matches!(a.extend(c), Err(Error::Dimension { .. })));
         let mut empty = Embeddings::empty(7);

@@ -132,6 +132,80 @@ pub enum Error {
         message: String,
     },
 
+    /// An embeddings store's CRC-32 does not match its bytes: the file is corrupt.
+    #[error(
+        "{}: embeddings store checksum mismatch (stored crc32 {stored:#010x}, computed {computed:#010x}); the file is corrupt: restore it from a copy or re-encode the corpus",
+        path.display()
+    )]
+    StoreChecksum {
+        /// The file (`<memory>` for a store read from bytes).
+        path: PathBuf,
+        /// The CRC-32 recorded in the file.
+        stored: u32,
+        /// The CRC-32 of the bytes read.
+        computed: u32,
+    },
+
+    /// An embeddings store of format version 1, written before stores carried a
+    /// checksum, so its bytes cannot be verified.
+    #[error(
+        "{}: embeddings store of format version 1 has no checksum, so it cannot be verified; if you trust the file, rewrite it with a checksum with latent_terms_encoders::upgrade_store (it reads the whole file, then replaces it atomically), otherwise re-encode the corpus",
+        path.display()
+    )]
+    LegacyStore {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// Two rows of an embeddings store have the same id.
+    #[error(
+        "{}: id {id:?} is on rows {first} and {second}; ids must be unique, re-encode the corpus with distinct ids",
+        path.display()
+    )]
+    StoreDuplicateId {
+        /// The file.
+        path: PathBuf,
+        /// The repeated id.
+        id: String,
+        /// The first row with the id.
+        first: usize,
+        /// The second row with the id.
+        second: usize,
+    },
+
+    /// Queries and an embeddings store differ in dimension.
+    #[error(
+        "the queries have dimension {queries} but the embeddings store {} has dimension {store}; encode queries and corpus with the same model",
+        path.display()
+    )]
+    QueryDimension {
+        /// The store searched.
+        path: PathBuf,
+        /// The store's dimension.
+        store: usize,
+        /// The queries' dimension.
+        queries: usize,
+    },
+
+    /// A query store and a corpus store were written by different models or settings.
+    #[error(
+        "query store {} has {field} {queries_value:?} but corpus store {} has {corpus_value:?}; encode queries and corpus with the same model and settings",
+        queries.display(),
+        corpus.display()
+    )]
+    StoresDisagree {
+        /// The query store.
+        queries: PathBuf,
+        /// The corpus store.
+        corpus: PathBuf,
+        /// The metadata field that differs.
+        field: &'static str,
+        /// The value in the query store.
+        queries_value: String,
+        /// The value in the corpus store.
+        corpus_value: String,
+    },
+
     /// A token store's checksum does not match its bytes: the file is corrupt.
     #[error(
         "{}: token store checksum mismatch (stored crc32 {stored:#010x}, computed {computed:#010x}); the file is corrupt, re-encode it",
@@ -146,7 +220,7 @@ pub enum Error {
         computed: u32,
     },
 
-    /// A text id was appended twice to a token store.
+    /// A text id was appended twice to a token store or an embeddings store.
     #[error("{}: text id {id:?} appended twice; ids must be unique", path.display())]
     DuplicateId {
         /// The store being written.

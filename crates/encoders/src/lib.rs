@@ -8,8 +8,9 @@
 //!   [`Encoder::encode`] with ids).
 //! - [`Embeddings`]: the output, a contiguous row-major `f32` matrix with one id per row.
 //! - [`StoreWriter`] / [`EmbeddingsStore`]: embeddings on disk as a safetensors file
-//!   with the ids and the model metadata, written by streaming appends and checked
-//!   on loading.
+//!   with the ids, the model metadata and a CRC-32 of every byte, written by
+//!   streaming appends and verified on opening ([`upgrade_store`] rewrites a store
+//!   written before checksums).
 //! - [`Encoder::encode_tokens`]: per-token vectors ([`TokenVectors`]: the raw
 //!   `last_hidden_state` rows with token ids and byte offsets), special tokens
 //!   dropped or kept ([`SpecialTokens`]).
@@ -56,7 +57,7 @@ pub use runtime::{ORT_DYLIB_ENV, ORT_LIBRARY_NAME};
 pub use search::{DOC_TILE, Hits, Metric, SearchOptions, search, search_store};
 pub use store::{
     EmbeddingsStore, STORE_FORMAT, STORE_VERSION, StoreBlocks, StoreDtype, StoreMetadata,
-    StoreWriter,
+    StoreWriter, upgrade_store,
 };
 pub use token_store::{
     TOKEN_STORE_FORMAT, TOKEN_STORE_VERSION, TokenStore, TokenStoreBlocks, TokenStoreMetadata,

@@ -28,7 +28,9 @@ pub enum Metric {
     /// Inner product (equals cosine for L2-normalised embeddings).
     #[default]
     Dot,
-    /// Cosine similarity; a zero vector scores 0 against everything.
+    /// Cosine similarity; a zero vector scores 0 against everything. Rows are
+    /// normalised with f64 norms, so any finite rows (scaled by 1e30 or 1e-30)
+    /// score as their unscaled versions.
     Cosine,
 }
 
@@ -157,11 +159,40 @@ impl TopK {
     }
 }
 
-fn inverse_norms(e: &Embeddings) -> Vec<f32> {
-    e.norms()
-        .into_iter()
-        .map(|n| if n > 0.0 { 1.0 / n } else { 0.0 })
-        .collect()
+/// Writes `row / |row|` to `out`, with the norm and the division in f64, so no
+/// finite row overflows or underflows (rows scaled by 1e30 or 1e-30 give the
+/// same unit vector as unscaled ones); a zero row stays zero.
+fn unit_into(row: &[f32], out: &mut [f32]) {
+    let norm = row
+        .iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt();
+    if norm > 0.0 && norm.is_finite() {
+        for (o, &x) in out.iter_mut().zip(row) {
+            *o = (f64::from(x) / norm) as f32;
+        }
+    } else {
+        out.fill(0.0);
+    }
+}
+
+/// The query rows to score with: unit rows for cosine, the rows themselves for dot.
+fn query_rows(queries: &Embeddings, metric: Metric) -> std::borrow::Cow<'_, [f32]> {
+    match metric {
+        Metric::Dot => std::borrow::Cow::Borrowed(queries.data()),
+        Metric::Cosine => {
+            let dim = queries.dim();
+            let mut out = vec![0.0f32; queries.data().len()];
+            for (o, r) in out
+                .chunks_exact_mut(dim)
+                .zip(queries.data().chunks_exact(dim))
+            {
+                unit_into(r, o);
+            }
+            std::borrow::Cow::Owned(out)
+        }
+    }
 }
 
 fn thread_count(requested: usize) -> usize {
@@ -172,11 +203,12 @@ fn thread_count(requested: usize) -> usize {
     }
 }
 
-/// Scores `docs` (global row offset `offset`) against all queries and pushes the
-/// candidates into `tops` (one per query).
+/// Scores `docs` (global row offset `offset`) against all queries (`q_rows`,
+/// already unit rows for cosine) and pushes the candidates into `tops` (one per
+/// query). For cosine, each tile of documents is normalised into a small
+/// per-thread buffer before scoring, so scores are dot products of unit vectors.
 fn score_block(
-    queries: &Embeddings,
-    q_inv: Option<&[f32]>,
+    q_rows: &[f32],
     docs: &Embeddings,
     offset: usize,
     metric: Metric,
@@ -185,39 +217,37 @@ fn score_block(
 ) {
     let dim = docs.dim();
     let n_docs = docs.rows();
-    if n_docs == 0 || queries.is_empty() {
+    if n_docs == 0 || q_rows.is_empty() {
         return;
     }
-    let d_inv = match metric {
-        Metric::Cosine => Some(inverse_norms(docs)),
-        Metric::Dot => None,
-    };
     // At least ~1024 documents per thread, so small blocks do not pay for threads.
     let threads = threads.min(n_docs.div_ceil(1024)).max(1);
     let per = n_docs.div_ceil(threads);
     let k = tops.first().map_or(0, |t| t.k);
+    let n_queries = q_rows.len() / dim;
     let work = |start: usize| -> Vec<TopK> {
         let end = (start + per).min(n_docs);
-        let mut local: Vec<TopK> = (0..queries.rows()).map(|_| TopK::new(k)).collect();
+        let mut local: Vec<TopK> = (0..n_queries).map(|_| TopK::new(k)).collect();
+        let mut unit = match metric {
+            Metric::Cosine => vec![0.0f32; DOC_TILE * dim],
+            Metric::Dot => Vec::new(),
+        };
         let mut tile = start;
         while tile < end {
             let tile_end = (tile + DOC_TILE).min(end);
-            let d_rows = &docs.data()[tile * dim..tile_end * dim];
-            for (qi, (q, top)) in queries
-                .data()
-                .chunks_exact(dim)
-                .zip(local.iter_mut())
-                .enumerate()
-            {
+            let mut d_rows = &docs.data()[tile * dim..tile_end * dim];
+            if metric == Metric::Cosine {
+                let unit = &mut unit[..d_rows.len()];
+                for (o, r) in unit.chunks_exact_mut(dim).zip(d_rows.chunks_exact(dim)) {
+                    unit_into(r, o);
+                }
+                d_rows = unit;
+            }
+            for (q, top) in q_rows.chunks_exact(dim).zip(local.iter_mut()) {
                 for (j, d) in d_rows.chunks_exact(dim).enumerate() {
-                    let i = tile + j;
-                    let mut s = dot(q, d);
-                    if let (Some(qn), Some(dn)) = (q_inv, d_inv.as_deref()) {
-                        s *= qn[qi] * dn[i];
-                    }
                     top.push(Cand {
-                        score: s,
-                        doc: offset + i,
+                        score: dot(q, d),
+                        doc: offset + tile + j,
                     });
                 }
             }
@@ -285,12 +315,11 @@ fn finish(tops: Vec<TopK>, doc_ids: &[String]) -> Vec<Hits> {
 /// [`Error::Dimension`] when queries and documents differ in dimension.
 pub fn search(queries: &Embeddings, docs: &Embeddings, opts: &SearchOptions) -> Result<Vec<Hits>> {
     check_dims(queries, docs.dim())?;
-    let q_inv = (opts.metric == Metric::Cosine).then(|| inverse_norms(queries));
+    let q_rows = query_rows(queries, opts.metric);
     let mut tops: Vec<TopK> = (0..queries.rows()).map(|_| TopK::new(opts.k)).collect();
     if opts.k > 0 {
         score_block(
-            queries,
-            q_inv.as_deref(),
+            &q_rows,
             docs,
             0,
             opts.metric,
@@ -317,14 +346,21 @@ pub fn search(queries: &Embeddings, docs: &Embeddings, opts: &SearchOptions) -> 
 /// ```
 ///
 /// # Errors
-/// [`Error::Dimension`] on a dimension mismatch, and the store's read errors.
+/// [`Error::QueryDimension`] (naming the store) when the queries and the store
+/// differ in dimension, and the store's read errors.
 pub fn search_store(
     queries: &Embeddings,
     store: &EmbeddingsStore,
     opts: &SearchOptions,
 ) -> Result<Vec<Hits>> {
-    check_dims(queries, store.dim())?;
-    let q_inv = (opts.metric == Metric::Cosine).then(|| inverse_norms(queries));
+    if !queries.is_empty() && queries.dim() != store.dim() {
+        return Err(Error::QueryDimension {
+            path: store.path().to_path_buf(),
+            store: store.dim(),
+            queries: queries.dim(),
+        });
+    }
+    let q_rows = query_rows(queries, opts.metric);
     let mut tops: Vec<TopK> = (0..queries.rows()).map(|_| TopK::new(opts.k)).collect();
     if opts.k > 0 && !queries.is_empty() {
         let threads = thread_count(opts.threads);
@@ -333,15 +369,7 @@ pub fn search_store(
             let offset = blocks.next_row();
             let Some(block) = blocks.next() else { break };
             let block = block?;
-            score_block(
-                queries,
-                q_inv.as_deref(),
-                &block,
-                offset,
-                opts.metric,
-                threads,
-                &mut tops,
-            );
+            score_block(&q_rows, &block, offset, opts.metric, threads, &mut tops);
         }
     }
     Ok(finish(tops, store.ids()))
@@ -488,5 +516,69 @@ mod tests {
         ));
         let empty_docs = Embeddings::empty(2);
         assert!(search(&q, &empty_docs, &SearchOptions::top(5)).unwrap()[0].is_empty());
+    }
+
+    fn scaled(e: &Embeddings, by: f32) -> Embeddings {
+        let data = e.data().iter().map(|x| x * by).collect();
+        Embeddings::new(e.ids().to_vec(), e.dim(), data).unwrap()
+    }
+
+    /// Cosine of rows scaled by 1e30 (squares overflow f32) or 1e-30 (squares
+    /// underflow) ranks and scores as the unscaled rows, in memory and from a store.
+    #[test]
+    fn cosine_does_not_overflow_or_underflow() {
+        let docs = matrix("d", 300, 384, 5);
+        let queries = matrix("q", 4, 384, 6);
+        let opts = SearchOptions::top(20).metric(Metric::Cosine).threads(2);
+        let want = search(&queries, &docs, &opts).unwrap();
+        assert_close(&want, &naive(&queries, &docs, 20, Metric::Cosine));
+        let dir = tempfile::tempdir().unwrap();
+        for (qs, ds) in [
+            (1.0, 1e30),
+            (1e30, 1e30),
+            (1e-30, 1e-30),
+            (1e30, 1e-30),
+            (1.0, 1e-30),
+        ] {
+            let (q, d) = (scaled(&queries, qs), scaled(&docs, ds));
+            let got = search(&q, &d, &opts).unwrap();
+            assert_close(&got, &want);
+            assert!(got[0][0].1 > 0.1, "scores are not all 0: {:?}", got[0][0]);
+            let path = dir.path().join("s.safetensors");
+            let meta = StoreMetadata {
+                model: "m".into(),
+                pooling: Pooling::Mean,
+                normalized: false,
+                dim: 384,
+            };
+            let mut w = StoreWriter::create(&path, meta, StoreDtype::F32).unwrap();
+            w.append(&d).unwrap();
+            w.finish().unwrap();
+            let store = EmbeddingsStore::open(&path).unwrap();
+            let got = search_store(&q, &store, &opts.clone().block_rows(64)).unwrap();
+            assert_close(&got, &want);
+        }
+    }
+
+    #[test]
+    fn a_query_dimension_mismatch_names_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("corpus.safetensors");
+        let meta = StoreMetadata {
+            model: "m".into(),
+            pooling: Pooling::Mean,
+            normalized: false,
+            dim: 4,
+        };
+        let mut w = StoreWriter::create(&path, meta, StoreDtype::F32).unwrap();
+        w.append(&matrix("d", 3, 4, 7)).unwrap();
+        w.finish().unwrap();
+        let store = EmbeddingsStore::open(&path).unwrap();
+        let err = search_store(&matrix("q", 2, 6, 8), &store, &SearchOptions::top(3)).unwrap_err();
+        assert!(
+            matches!(&err, Error::QueryDimension { path: p, store: 4, queries: 6 } if *p == path),
+            "{err}"
+        );
+        assert!(err.to_string().contains("corpus.safetensors"), "{err}");
     }
 }

@@ -24,12 +24,13 @@
 //! the writer finishes; the header at the front is known from the start.
 
 use std::collections::HashSet;
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Cursor, Read, Seek, SeekFrom, Write};
+use std::fs::File;
+use std::io::{Cursor, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use latent_terms_io::AtomicFile;
 
 use serde_json::{Value, json};
 
@@ -95,7 +96,7 @@ fn align8(x: u64) -> Option<u64> {
 
 /// A writer that checksums what it writes.
 struct CrcWriter {
-    inner: BufWriter<File>,
+    inner: AtomicFile,
     crc: crc32fast::Hasher,
     written: u64,
 }
@@ -107,8 +108,6 @@ impl CrcWriter {
         self.inner.write_all(bytes)
     }
 }
-
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Writes a token store by streaming appends; the format is described in the
 /// module documentation and in `docs/encoders.md` ("Token store").
@@ -136,7 +135,6 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// ```
 pub struct TokenStoreWriter {
     path: PathBuf,
-    tmp: PathBuf,
     file: Option<CrcWriter>,
     meta: TokenStoreMetadata,
     dtype: StoreDtype,
@@ -162,8 +160,9 @@ impl std::fmt::Debug for TokenStoreWriter {
 }
 
 impl TokenStoreWriter {
-    /// Starts a store at `path`, written to a new temporary file in the same
-    /// directory until [`TokenStoreWriter::finish`].
+    /// Starts a store at `path`, written through [`latent_terms_io::AtomicFile`]
+    /// (a new temporary file in the same directory) until
+    /// [`TokenStoreWriter::finish`].
     ///
     /// # Errors
     /// [`Error::Config`] for a zero dimension or a path without a file name,
@@ -179,13 +178,15 @@ impl TokenStoreWriter {
                 "token store dimension must be at least 1".into(),
             ));
         }
-        let name = path
-            .file_name()
-            .ok_or_else(|| Error::Config(format!("{} is not a file path", path.display())))?
-            .to_os_string();
-        let (tmp, file) = create_unique(&path, &name)?;
+        if path.file_name().is_none() {
+            return Err(Error::Config(format!(
+                "{} is not a file path",
+                path.display()
+            )));
+        }
+        let file = AtomicFile::create(&path).map_err(|e| Error::io(&path, e))?;
         let mut w = CrcWriter {
-            inner: BufWriter::with_capacity(1 << 20, file),
+            inner: file,
             crc: crc32fast::Hasher::new(),
             written: 0,
         };
@@ -200,13 +201,11 @@ impl TokenStoreWriter {
             .and_then(|()| w.put(&header))
             .and_then(|()| w.put(&[0u8; 8][..pad]));
         if let Err(e) = res {
-            drop(w);
-            let _ = std::fs::remove_file(&tmp);
-            return Err(Error::io(&tmp, e));
+            // Dropping the atomic file removes the temporary file.
+            return Err(Error::io(&path, e));
         }
         Ok(TokenStoreWriter {
             path,
-            tmp,
             file: Some(w),
             meta,
             dtype,
@@ -313,9 +312,9 @@ impl TokenStoreWriter {
             ));
         };
         if let Err(e) = file.put(&self.buf) {
+            // Dropping the atomic file removes the temporary file.
             self.file = None;
-            let _ = std::fs::remove_file(&self.tmp);
-            return Err(Error::io(&self.tmp, e));
+            return Err(Error::io(&self.path, e));
         }
         let id: Arc<str> = Arc::from(t.id.as_str());
         self.seen.insert(Arc::clone(&id));
@@ -326,25 +325,18 @@ impl TokenStoreWriter {
         Ok(())
     }
 
-    /// Writes the tables and the trailer, fsyncs, renames the file into place and
-    /// fsyncs the directory. Returns the final path.
+    /// Writes the tables and the trailer, then commits the file atomically (fsync,
+    /// rename into place, fsync of the directory). Returns the final path.
     ///
     /// # Errors
-    /// [`Error::Io`] on write, sync or rename failure (the temporary file is removed).
+    /// [`Error::Io`] on write, sync or rename failure (the temporary file is
+    /// removed and `path` is left as it was).
     pub fn finish(mut self) -> Result<PathBuf> {
-        let res = self.finish_inner();
-        if res.is_err() {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
-        res
-    }
-
-    fn finish_inner(&mut self) -> Result<PathBuf> {
-        let tmp = self.tmp.clone();
+        let path = self.path.clone();
         let mut w = self.file.take().ok_or_else(|| {
             Error::Config("the token store writer failed earlier and cannot be used".into())
         })?;
-        let io = |e| Error::io(&tmp, e);
+        let io = |e| Error::io(&path, e);
         let tables_start = w.written;
         let mut table = Vec::with_capacity(1 << 16);
         let flush = |w: &mut CrcWriter, table: &mut Vec<u8>, force: bool| {
@@ -396,46 +388,8 @@ impl TokenStoreWriter {
         end.extend_from_slice(&0u32.to_le_bytes());
         end.extend_from_slice(END_MAGIC);
         w.inner.write_all(&end).map_err(io)?;
-        let file = w.inner.into_inner().map_err(|e| io(e.into_error()))?;
-        file.sync_all().map_err(io)?;
-        drop(file);
-        std::fs::rename(&tmp, &self.path).map_err(|e| Error::io(&self.path, e))?;
-        let parent = match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        if let Ok(d) = File::open(parent) {
-            let _ = d.sync_all();
-        }
-        Ok(self.path.clone())
-    }
-}
-
-/// Creates `.<name>.tmp-<pid>-<n>` next to `path` with `create_new`, retrying on a
-/// name collision.
-fn create_unique(path: &Path, name: &std::ffi::OsStr) -> Result<(PathBuf, File)> {
-    let mut last = None;
-    for _ in 0..64 {
-        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let mut tmp_name = std::ffi::OsString::from(".");
-        tmp_name.push(name);
-        tmp_name.push(format!(".tmp-{}-{n}", std::process::id()));
-        let tmp = path.with_file_name(tmp_name);
-        match OpenOptions::new().write(true).create_new(true).open(&tmp) {
-            Ok(f) => return Ok((tmp, f)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some((tmp, e)),
-            Err(e) => return Err(Error::io(&tmp, e)),
-        }
-    }
-    let (tmp, e) = last.unwrap_or_else(|| (path.to_path_buf(), std::io::Error::other("no name")));
-    Err(Error::io(tmp, e))
-}
-
-impl Drop for TokenStoreWriter {
-    fn drop(&mut self) {
-        if self.file.take().is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
+        w.inner.commit().map_err(io)?;
+        Ok(path)
     }
 }
 
@@ -1144,9 +1098,24 @@ mod tests {
         let path = dir.path().join("t.tokens");
         let a = TokenStoreWriter::create(&path, meta(2), StoreDtype::F32).unwrap();
         let b = TokenStoreWriter::create(&path, meta(2), StoreDtype::F32).unwrap();
-        assert_ne!(a.tmp, b.tmp);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
         a.finish().unwrap();
         b.finish().unwrap();
+        TokenStore::open(&path).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_writer_dropped_midway_leaves_the_previous_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir.path().join("t.tokens"), StoreDtype::F16, &sample(2));
+        let before = std::fs::read(&path).unwrap();
+        {
+            let mut w = TokenStoreWriter::create(&path, meta(2), StoreDtype::F32).unwrap();
+            w.append(&text("new", 5, 2, 1.0)).unwrap();
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         TokenStore::open(&path).unwrap();
     }
 
