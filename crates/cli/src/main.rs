@@ -24,6 +24,8 @@ enum Command {
     Encode(commands::encode::EncodeArgs),
     /// Exact dense retrieval over embeddings stores; writes a TREC run.
     Dense(commands::encode::DenseArgs),
+    /// Rewrite embeddings stores of an older format (no checksum) in the current one.
+    UpgradeStore(commands::encode::UpgradeStoreArgs),
     /// Export an index for Anserini/Lucene, Elasticsearch/OpenSearch or CIFF (docs/scale-out.md).
     Export(commands::export::ExportArgs),
     /// Import a CIFF file (from Anserini, PISA or `export --format ciff`) as an index.
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
         Command::Search(args) => commands::export::search(&args),
         Command::Encode(args) => commands::encode::encode(&args),
         Command::Dense(args) => commands::encode::dense(&args),
+        Command::UpgradeStore(args) => commands::encode::upgrade_stores(&args),
         Command::Sae(command) => commands::sae::run(&command),
         Command::Run(args) => commands::run::run(&args),
         Command::LimitGen(args) => commands::run::limit_gen(&args),

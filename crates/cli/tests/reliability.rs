@@ -150,6 +150,36 @@ fn every_byte_of_a_latents_file_is_checked() {
 }
 
 #[test]
+fn every_byte_of_an_embeddings_store_is_checked() {
+    use latent_terms::encoders::{EmbeddingsStore, Pooling, StoreMetadata, StoreWriter};
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("e.safetensors");
+    let meta = StoreMetadata {
+        model: "tiny".into(),
+        pooling: Pooling::Mean,
+        normalized: false,
+        dim: 4,
+    };
+    let mut writer = StoreWriter::create(&path, meta, StoreDtype::F32).unwrap();
+    for i in 0..5u8 {
+        let row: Vec<f32> = (0..4).map(|j| f32::from(i * 4 + j) * 0.5 - 3.0).collect();
+        writer.append_row(&format!("doc-{i}"), &row).unwrap();
+    }
+    writer.finish().unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let content = |s: &EmbeddingsStore| -> Result<_, String> {
+        let e = s.load().map_err(|e| e.to_string())?;
+        Ok((e.ids().to_vec(), e.data().to_vec()))
+    };
+    let original = content(&EmbeddingsStore::from_bytes(bytes.clone()).unwrap()).unwrap();
+    let s = sweep("embeddings store (5 x 4, f32)", &bytes, 1, |b| {
+        let store = EmbeddingsStore::from_bytes(b).map_err(|e| e.to_string())?;
+        Ok(content(&store)? == original)
+    });
+    assert_eq!(s.detected, s.tried, "a store is checksummed end to end");
+}
+
+#[test]
 fn every_byte_of_a_token_store_is_checked() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("t.tokens");

@@ -149,7 +149,7 @@ pub enum Error {
     /// An embeddings store of format version 1, written before stores carried a
     /// checksum, so its bytes cannot be verified.
     #[error(
-        "{}: embeddings store of format version 1 has no checksum, so it cannot be verified; if you trust the file, rewrite it with a checksum with latent_terms_encoders::upgrade_store (it reads the whole file, then replaces it atomically), otherwise re-encode the corpus",
+        "{}: embeddings store of format version 1 has no checksum, so it cannot be verified; if you trust the file, rewrite it with a checksum with `latent-terms upgrade-store FILE` (or latent_terms_encoders::upgrade_store; it reads the whole file, then replaces it atomically), otherwise re-encode the corpus",
         path.display()
     )]
     LegacyStore {

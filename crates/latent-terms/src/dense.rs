@@ -26,7 +26,7 @@ pub fn dense_run(
     metric: Metric,
     tag: &str,
 ) -> Result<Run> {
-    corpus.check(queries.metadata())?;
+    corpus.check_queries(queries)?;
     for (store, what) in [(corpus, "documents"), (queries, "queries")] {
         if store.rows() == 0 {
             return Err(Error::Invalid(format!(

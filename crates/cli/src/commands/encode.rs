@@ -125,6 +125,29 @@ fn queries_path(corpus: &Path) -> PathBuf {
 }
 
 #[derive(Args)]
+pub(crate) struct UpgradeStoreArgs {
+    /// Stores written before format 2. Each is read whole, checked (finite values, unique
+    /// ids) and replaced atomically by a checksummed copy; only upgrade files you trust.
+    #[arg(required = true)]
+    stores: Vec<PathBuf>,
+}
+
+/// `latent-terms upgrade-store`: checksums for stores of an older format.
+pub(crate) fn upgrade_stores(args: &UpgradeStoreArgs) -> CliResult {
+    for path in &args.stores {
+        let store = latent_terms::encoders::upgrade_store(path)?;
+        eprintln!(
+            "{}: {} rows x {}, format {}",
+            path.display(),
+            store.rows(),
+            store.dim(),
+            latent_terms::encoders::STORE_VERSION
+        );
+    }
+    Ok(())
+}
+
+#[derive(Args)]
 pub(crate) struct DenseArgs {
     /// Corpus embeddings store (from `encode`).
     #[arg(long)]

@@ -199,13 +199,9 @@ pub(crate) struct ImportCiffArgs {
 }
 
 pub(crate) fn import_ciff(args: &ImportCiffArgs) -> CliResult {
-    let file = File::open(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?;
-    let ciff = if args.file.extension().is_some_and(|e| e == "gz") {
-        export::read_ciff(flate2::read::GzDecoder::new(file))
-    } else {
-        export::read_ciff(file)
-    }
-    .map_err(|e| format!("{}: {e}", args.file.display()))?;
+    // Every member of a multi-member gzip; gzip is told by its magic bytes, not the name.
+    let ciff =
+        export::read_ciff_file(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?;
     let index = export::ciff_to_index(&ciff)?;
     index.save(&args.out)?;
     let stats = index.statistics()?;
