@@ -203,13 +203,39 @@ fn a_stale_or_damaged_cache_entry_is_recomputed_never_used() {
     config.extra_training_stores = vec![extra.clone()];
     let first = pipeline::run(&inputs, &config, &Quiet).unwrap();
 
-    // 1. Rows in the middle of the 9 MiB store negated in place: same size, same edges.
-    let mut bytes = std::fs::read(&extra).unwrap();
+    // 1. A byte flipped in place is damage: the store's checksum refuses it.
+    let original = std::fs::read(&extra).unwrap();
+    let mut bytes = original.clone();
     let mid = bytes.len() / 2;
-    for b in &mut bytes[mid..mid + 4096] {
-        *b ^= 0x80;
-    }
+    bytes[mid] ^= 0x80;
     std::fs::write(&extra, &bytes).unwrap();
+    let err = pipeline::run(&inputs, &config, &Quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("checksum"), "{err}");
+    // 2. The store rewritten with other rows in the middle: same size, same first MiB,
+    // a valid file. The SAE must be trained again.
+    let texts: Vec<String> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            if (12_000..24_000).contains(&i) {
+                format!("other {t}")
+            } else {
+                t.clone()
+            }
+        })
+        .collect();
+    store(
+        &extra,
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("x{i}"), t.clone())),
+    );
+    let now = std::fs::read(&extra).unwrap();
+    assert_eq!(now.len(), original.len());
+    assert_eq!(now[..1 << 20], original[..1 << 20]);
     let second = pipeline::run(&inputs, &config, &Quiet).unwrap();
     assert!(
         !second.cached_stages.iter().any(|s| s == "sae_train"),
@@ -217,7 +243,7 @@ fn a_stale_or_damaged_cache_entry_is_recomputed_never_used() {
         second.cached_stages
     );
 
-    // 2. The cached BM25 run edited by hand (same length): recomputed, same numbers.
+    // 3. The cached BM25 run edited by hand (same length): recomputed, same numbers.
     let cached_runs = files_ending(&tmp.path().join("cache"), "/bm25.run");
     assert_eq!(cached_runs.len(), 1, "{cached_runs:?}");
     let text = std::fs::read_to_string(&cached_runs[0]).unwrap();
@@ -228,7 +254,7 @@ fn a_stale_or_damaged_cache_entry_is_recomputed_never_used() {
     assert!(!third.cached_stages.iter().any(|s| s == "lexical_search"));
     assert_eq!(third.row("bm25"), first.row("bm25"));
 
-    // 3. The cached lexical index damaged: recomputed, not a hard error.
+    // 4. The cached lexical index damaged: recomputed, not a hard error.
     let index = files_ending(&tmp.path().join("cache"), ".idx")
         .into_iter()
         .find(|p| {

@@ -25,6 +25,25 @@ fn cache_version() -> String {
     format!("{}/{CACHE_FORMAT}", env!("CARGO_PKG_VERSION"))
 }
 
+thread_local! {
+    /// Time this thread spent hashing files for keys and seals (the cost of a cache
+    /// that cannot be stale), reported as the `cache_hashing` stage.
+    static HASHING: std::cell::Cell<std::time::Duration> =
+        const { std::cell::Cell::new(std::time::Duration::ZERO) };
+}
+
+/// Returns the hashing time accumulated on this thread and resets it.
+pub(crate) fn take_hashing_time() -> std::time::Duration {
+    HASHING.with(|h| h.replace(std::time::Duration::ZERO))
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> T {
+    let start = std::time::Instant::now();
+    let out = f();
+    HASHING.with(|h| h.set(h.get() + start.elapsed()));
+    out
+}
+
 /// Directories nested deeper than this are not followed (a symlink loop ends here).
 const MAX_DEPTH: usize = 16;
 
@@ -89,7 +108,7 @@ impl CacheKey {
         let file = fs::File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
         self = self.num(len);
-        let read = self.hasher.update_reader(file).map_err(io)?;
+        let read = timed(|| self.hasher.update_reader(file)).map_err(io)?;
         // A file that grows or shrinks while it is hashed would give a key for no content.
         if read != len {
             return Err(Error::io(
@@ -253,7 +272,7 @@ fn sidecar(file: &Path) -> PathBuf {
 
 fn seal_of(file: &Path, key: &str) -> std::io::Result<Seal> {
     let mut hasher = ContentHasher::new();
-    let len = hasher.update_reader(fs::File::open(file)?)?;
+    let len = timed(|| hasher.update_reader(fs::File::open(file)?))?;
     Ok(Seal {
         key: key.to_owned(),
         version: cache_version(),

@@ -404,6 +404,7 @@ pub fn run(
     progress: &dyn Progress,
 ) -> Result<Report> {
     config.validate()?;
+    cache::take_hashing_time();
     let mut clock = Clock::default();
     let cache = &inputs.cache;
     std::fs::create_dir_all(cache).map_err(|e| Error::io(cache, e))?;
@@ -494,6 +495,10 @@ pub fn run(
         artifacts.corpus_tokens = absolute(&t.stores.corpus);
         artifacts.query_tokens = absolute(&t.stores.queries);
     }
+    clock.seconds.insert(
+        "cache_hashing".into(),
+        cache::take_hashing_time().as_secs_f64(),
+    );
     report.stage_seconds = clock.seconds;
     report.cached_stages = clock.cached;
     report.cache_keys = clock.keys;
