@@ -245,6 +245,17 @@ fn temp_files(dir: &Path) -> Vec<PathBuf> {
 /// Kills `args` at `kills` moments spread over one uninterrupted run's duration (which
 /// must leave `check` true), checking after each kill that `check` still holds.
 fn kill_sweep(name: &str, args: &[&str], kills: usize, check: impl Fn() -> Result<(), String>) {
+    kill_sweep_with(name, args, kills, |_| {}, check);
+}
+
+/// [`kill_sweep`], calling `before(i)` before the `i`-th killed run.
+fn kill_sweep_with(
+    name: &str,
+    args: &[&str],
+    kills: usize,
+    before: impl Fn(usize),
+    check: impl Fn() -> Result<(), String>,
+) {
     let started = Instant::now();
     common::cli(args);
     let full = started.elapsed();
@@ -252,6 +263,7 @@ fn kill_sweep(name: &str, args: &[&str], kills: usize, check: impl Fn() -> Resul
     let mut interrupted = 0;
     for i in 0..kills {
         let after = full.mul_f64((i as f64 + 0.5) / kills as f64);
+        before(i);
         interrupted += usize::from(run_and_kill(args, after));
         check().unwrap_or_else(|e| panic!("{name}: after a kill at {after:?}: {e}"));
     }
@@ -288,25 +300,30 @@ fn kill_9_during_bm25_leaves_the_old_or_the_new_index_and_run() {
     );
 }
 
-#[test]
-fn kill_9_during_sae_training_never_pairs_a_checkpoint_with_another_state() {
+/// An embeddings store of deterministic pseudo-random rows, one per id.
+fn write_store(path: &Path, ids: impl IntoIterator<Item = String>, dim: usize) {
     use latent_terms::encoders::{Pooling, StoreMetadata, StoreWriter};
-    let tmp = tempfile::tempdir().unwrap();
-    let emb = tmp.path().join("rows.safetensors");
     let meta = StoreMetadata {
         model: "random".into(),
         pooling: Pooling::Mean,
         normalized: false,
-        dim: 16,
+        dim,
     };
-    let mut writer = StoreWriter::create(&emb, meta, StoreDtype::F32).unwrap();
-    for i in 0..4096u32 {
-        let row: Vec<f32> = (0..16u32)
+    let mut writer = StoreWriter::create(path, meta, StoreDtype::F32).unwrap();
+    for (i, id) in ids.into_iter().enumerate() {
+        let row: Vec<f32> = (0..dim)
             .map(|j| ((i * 31 + j * 17) as f32 * 0.618).sin())
             .collect();
-        writer.append_row(&format!("r{i}"), &row).unwrap();
+        writer.append_row(&id, &row).unwrap();
     }
     writer.finish().unwrap();
+}
+
+#[test]
+fn kill_9_during_sae_training_never_pairs_a_checkpoint_with_another_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let emb = tmp.path().join("rows.safetensors");
+    write_store(&emb, (0..4096).map(|i| format!("r{i}")), 16);
     let ckpt = tmp.path().join("sae.safetensors");
     let state = tmp.path().join("sae.state.safetensors");
     let args = [
@@ -351,4 +368,125 @@ fn kill_9_during_sae_training_never_pairs_a_checkpoint_with_another_state() {
         "kill -9 | sae train | {} kills left a checkpoint and a state of different steps; resume refuses them",
         mismatches.get()
     );
+}
+
+#[test]
+fn kill_9_during_a_store_write_leaves_the_old_or_the_new_store() {
+    use latent_terms::encoders::EmbeddingsStore;
+    let tmp = tempfile::tempdir().unwrap();
+    let emb = tmp.path().join("rows.safetensors");
+    write_store(&emb, (0..50_000).map(|i| format!("r{i}")), 32);
+    let sae = tmp.path().join("sae.safetensors");
+    let config = SaeConfig::new(SaeKind::TopK, 32, 64, 4).unwrap();
+    SaeWeights {
+        config,
+        w_enc: (0..32 * 64).map(|i| (i as f32 * 0.37).sin()).collect(),
+        b_enc: vec![0.0; 64],
+        w_dec: (0..64 * 32)
+            .map(|i| (i as f32 * 0.11).cos() / 8.0)
+            .collect(),
+        b_dec: vec![0.0; 32],
+    }
+    .save(&sae)
+    .unwrap();
+    let out = tmp.path().join("reconstructed.safetensors");
+    let args = [
+        "sae",
+        "reconstruct",
+        "--sae",
+        p(&sae),
+        "--embeddings",
+        p(&emb),
+        "--out",
+        p(&out),
+    ];
+    kill_sweep(
+        "sae reconstruct (embeddings store writer)",
+        &args,
+        10,
+        || {
+            let store = EmbeddingsStore::open(&out).map_err(|e| e.to_string())?;
+            (store.rows() == 50_000)
+                .then_some(())
+                .ok_or_else(|| format!("{} rows", store.rows()))
+        },
+    );
+    common::cli(&args);
+    let left = temp_files(tmp.path());
+    assert!(
+        left.is_empty(),
+        "temporary files left after a clean run: {left:?}"
+    );
+}
+
+#[test]
+fn kill_9_during_run_leaves_a_complete_report_and_a_cache_that_reruns_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset();
+    let dataset_ = BeirDataset::open(&data).unwrap();
+    let docs: Vec<String> = dataset_.corpus().unwrap().map(|d| d.unwrap().id).collect();
+    let queries: Vec<String> = dataset_
+        .queries()
+        .unwrap()
+        .into_iter()
+        .map(|q| q.id)
+        .collect();
+    let (corpus, query_emb) = (
+        tmp.path().join("c.safetensors"),
+        tmp.path().join("q.safetensors"),
+    );
+    write_store(&corpus, docs, 24);
+    write_store(&query_emb, queries, 24);
+    let config = tmp.path().join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"sae": {"d_sae": 64, "k": 4, "epochs": 20, "batch_size": 64},
+            "inference": {"doc_k": 8, "query_k": 4}, "depth": 20}"#,
+    )
+    .unwrap();
+    let (cache, out) = (tmp.path().join("cache"), tmp.path().join("report"));
+    let args = [
+        "run",
+        "--dataset",
+        p(&data),
+        "--corpus-emb",
+        p(&corpus),
+        "--query-emb",
+        p(&query_emb),
+        "--representation",
+        "pooled",
+        "--config",
+        p(&config),
+        "--cache",
+        p(&cache),
+        "--out",
+        p(&out),
+        "--quiet",
+    ];
+    let rows = || -> Result<serde_json::Value, String> {
+        let bytes = std::fs::read(out.join("results.json")).map_err(|e| e.to_string())?;
+        let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+        Ok(json["rows"].clone())
+    };
+    let first = std::cell::RefCell::new(None);
+    // Every other kill starts from an empty cache, so kills land in every stage; the
+    // others start from what the previous kill left.
+    let clear = |i: usize| {
+        if i % 2 == 0 {
+            let _ = std::fs::remove_dir_all(&cache);
+        }
+    };
+    kill_sweep_with("run (report + cache)", &args, 12, clear, || {
+        let now = rows()?;
+        let mut first = first.borrow_mut();
+        match &*first {
+            None => *first = Some(now),
+            Some(f) if *f == now => {}
+            Some(_) => return Err("the report's rows changed after a kill".into()),
+        }
+        Ok(())
+    });
+    // A clean run over whatever the kills left in the cache gives the same numbers.
+    common::cli(&args);
+    assert_eq!(Some(rows().unwrap()), first.into_inner());
 }
