@@ -105,6 +105,7 @@ fn read_queries(path: Option<&Path>, index: &Index) -> CliResult<Vec<WeightedQue
     let Some(path) = path else {
         return Ok(Vec::new());
     };
+    latent_terms::pipeline::check_seal_if_present(path)?;
     let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let analyzer = Analyzer::english();
     Ok(export::read_weighted_queries(

@@ -825,6 +825,7 @@ impl TokenRun {
     /// [`Error::Invalid`] for a report without the token representation; reading errors.
     pub fn open(report_dir: &Path) -> Result<Self> {
         let path = report_dir.join("results.json");
+        crate::pipeline::check_report_file(&path)?;
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
         let report: ReportView = serde_json::from_str(&text)
             .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;

@@ -218,41 +218,14 @@ impl CacheEntry {
     }
 
     fn verify(&self) -> std::result::Result<(), String> {
-        let version = cache_version();
-        for file in &self.files {
-            let shown = file.display();
-            let text = fs::read_to_string(sidecar(file))
-                .map_err(|_| format!("{shown}: no readable seal (an interrupted write?)"))?;
-            let seal: Seal = serde_json::from_str(&text)
-                .map_err(|e| format!("{shown}: its seal is damaged ({e})"))?;
-            if seal.version != version {
-                return Err(format!(
-                    "{shown}: written by cache version {}, this is {version}",
-                    seal.version
-                ));
-            }
-            if seal.key != self.key {
-                return Err(format!("{shown}: sealed for other inputs"));
-            }
-            let now = seal_of(file, &self.key).map_err(|e| format!("{shown}: {e}"))?;
-            if now != seal {
-                return Err(format!(
-                    "{shown}: its content changed after it was cached (edited or corrupt)"
-                ));
-            }
-        }
-        Ok(())
+        self.files
+            .iter()
+            .try_for_each(|f| verify_seal(f, &self.key))
     }
 
     /// Seals every file (after the stage wrote them all).
     pub(crate) fn seal(&self) -> Result<()> {
-        for file in &self.files {
-            let seal = seal_of(file, &self.key).map_err(|e| Error::io(file, e))?;
-            let json = serde_json::to_vec_pretty(&seal).unwrap_or_default();
-            latent_terms_io::write_bytes(&sidecar(file), &json)
-                .map_err(|e| Error::io(sidecar(file), e))?;
-        }
-        Ok(())
+        self.files.iter().try_for_each(|f| seal_file(f, &self.key))
     }
 
     /// Removes the files and their seals (best effort: a leftover is caught by its seal).
@@ -262,6 +235,75 @@ impl CacheEntry {
             let _ = fs::remove_file(file);
         }
     }
+}
+
+/// Writes the seal of `file` (its key, the cache version, length and content hash).
+pub(crate) fn seal_file(file: &Path, key: &str) -> Result<()> {
+    let seal = seal_of(file, key).map_err(|e| Error::io(file, e))?;
+    let json = serde_json::to_vec_pretty(&seal).unwrap_or_default();
+    latent_terms_io::write_bytes(&sidecar(file), &json).map_err(|e| Error::io(sidecar(file), e))
+}
+
+/// Checks `file` against its seal for `key`; the reason it cannot be trusted otherwise.
+pub(crate) fn verify_seal(file: &Path, key: &str) -> std::result::Result<(), String> {
+    let shown = file.display();
+    let text = fs::read_to_string(sidecar(file))
+        .map_err(|_| format!("{shown}: no readable seal (an interrupted write?)"))?;
+    let seal: Seal =
+        serde_json::from_str(&text).map_err(|e| format!("{shown}: its seal is damaged ({e})"))?;
+    let version = cache_version();
+    if seal.version != version {
+        return Err(format!(
+            "{shown}: written by cache version {}, this is {version}",
+            seal.version
+        ));
+    }
+    if seal.key != key {
+        return Err(format!("{shown}: sealed for other inputs"));
+    }
+    let now = seal_of(file, key).map_err(|e| format!("{shown}: {e}"))?;
+    if now != seal {
+        return Err(format!(
+            "{shown}: its content changed after it was written (edited or corrupt)"
+        ));
+    }
+    Ok(())
+}
+
+/// The key report files are sealed with.
+const REPORT_KEY: &str = "report";
+
+/// Writes a report file atomically and seals it, so commands that read it back can tell
+/// it is the file `run` wrote.
+pub(crate) fn write_report_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    latent_terms_io::write_bytes(path, bytes).map_err(|e| Error::io(path, e))?;
+    seal_file(path, REPORT_KEY)
+}
+
+/// Checks a report file against its seal; a file without one is refused.
+pub(crate) fn check_report_file(path: &Path) -> Result<()> {
+    verify_seal(path, REPORT_KEY).map_err(|reason| {
+        Error::Invalid(format!(
+            "{reason}; run `latent-terms run` again to write a fresh report"
+        ))
+    })
+}
+
+/// Checks `path` against its seal when it has one (a report's `*-queries.jsonl`); files
+/// without a seal (written by hand or by other tools) pass.
+///
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("queries.jsonl");
+/// std::fs::write(&path, "{\"id\": \"q1\", \"vector\": {\"l3\": 1.0}}\n")?;
+/// latent_terms::pipeline::check_seal_if_present(&path)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn check_seal_if_present(path: &Path) -> Result<()> {
+    if sidecar(path).exists() {
+        check_report_file(path)?;
+    }
+    Ok(())
 }
 
 fn sidecar(file: &Path) -> PathBuf {

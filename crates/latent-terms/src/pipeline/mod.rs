@@ -44,8 +44,9 @@ use latent_terms_eval::fusion::reciprocal_rank_fusion;
 use latent_terms_eval::{Evaluator, Measure, Qrels, Run};
 use latent_terms_sparse_index::{Bm25, Bm25Params, ClSr, ClSrParams};
 
+pub use cache::check_seal_if_present;
 pub use cache::{CACHE_FORMAT, CacheKey};
-pub(crate) use cache::{CacheEntry, Lookup};
+pub(crate) use cache::{CacheEntry, Lookup, check_report_file, write_report_file};
 pub use chunks::{max_pool, strongest, window_id, window_owner, word_windows};
 pub use config::{
     ChunkSettings, EncoderSettings, InferenceSettings, PipelineConfig, Representation, SaeSettings,

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::pipeline::config::PipelineConfig;
 use crate::pipeline::mismatch::MismatchSet;
 use crate::pipeline::zipf::ZipfReport;
+use crate::pipeline::{check_report_file, write_report_file};
 
 /// Measures of one method, keyed as trec_eval prints them (`ndcg_cut_10`,
 /// `recall_100`, …) plus `recip_rank@10` (MRR@10).
@@ -492,12 +493,13 @@ impl Report {
     pub fn write(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let json = serde_json::to_string_pretty(self).map_err(|e| Error::Invalid(e.to_string()))?;
-        write_atomic(&dir.join("results.json"), json.as_bytes())?;
+        write_report_file(&dir.join("results.json"), json.as_bytes())?;
         write_atomic(&dir.join("results.md"), self.markdown().as_bytes())
     }
 
-    /// Reads a `results.json`.
+    /// Reads a `results.json` and checks it against the seal [`Report::write`] left.
     pub fn load(path: &Path) -> Result<Self> {
+        check_report_file(path)?;
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         serde_json::from_str(&text).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
     }
@@ -521,7 +523,7 @@ pub(crate) fn write_weighted_queries(path: &Path, queries: &[(String, Query)]) -
         out.push_str(&serde_json::json!({"id": id, "vector": vector}).to_string());
         out.push('\n');
     }
-    write_atomic(path, out.as_bytes())
+    write_report_file(path, out.as_bytes())
 }
 
 /// JSON writes NaN ("not measured") as `null`; read it back as NaN.
@@ -648,8 +650,23 @@ pub(crate) mod tests {
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp."))
             .collect();
         assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn an_edited_or_unsealed_results_json_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        sample().write(dir.path()).unwrap();
+        let path = dir.path().join("results.json");
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Same length, another number: only the seal can tell.
+        std::fs::write(&path, text.replacen("0.125", "0.925", 1)).unwrap();
+        let err = Report::load(&path).unwrap_err().to_string();
+        assert!(err.contains("changed"), "{err}");
+        std::fs::remove_file(dir.path().join("results.json.entry.json")).unwrap();
+        let err = Report::load(&path).unwrap_err().to_string();
+        assert!(err.contains("no readable seal"), "{err}");
     }
 }
