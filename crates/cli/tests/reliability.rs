@@ -490,3 +490,197 @@ fn kill_9_during_run_leaves_a_complete_report_and_a_cache_that_reruns_the_same()
     common::cli(&args);
     assert_eq!(Some(rows().unwrap()), first.into_inner());
 }
+
+/// Runs `latent-terms ARGS`, asserts that it fails, and returns its stderr.
+fn cli_fails(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_latent-terms"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "latent-terms {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn bm25_refuses_an_empty_corpus_and_a_split_without_judged_queries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    std::fs::create_dir_all(data.join("qrels")).unwrap();
+    std::fs::copy(dataset().join("queries.jsonl"), data.join("queries.jsonl")).unwrap();
+    let run = tmp.path().join("r.run");
+    // Judgments for queries the collection does not have.
+    std::fs::write(
+        data.join("corpus.jsonl"),
+        "{\"_id\": \"d1\", \"text\": \"quokkas\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        data.join("qrels/test.tsv"),
+        "query-id\tcorpus-id\tscore\nnope\td1\t1\n",
+    )
+    .unwrap();
+    let err = cli_fails(&["bm25", "--dataset", p(&data), "--run", p(&run)]);
+    assert!(err.contains("no query"), "{err}");
+    // No documents at all.
+    std::fs::write(data.join("corpus.jsonl"), "").unwrap();
+    std::fs::write(
+        data.join("qrels/test.tsv"),
+        "query-id\tcorpus-id\tscore\nquery_0\td1\t1\n",
+    )
+    .unwrap();
+    let err = cli_fails(&["bm25", "--dataset", p(&data), "--run", p(&run)]);
+    assert!(
+        err.contains("no documents") || err.contains("empty"),
+        "{err}"
+    );
+    assert!(!run.exists(), "no run is written");
+}
+
+#[test]
+fn dense_refuses_an_empty_store_and_reconstruct_a_wrong_dimension() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (empty, queries) = (
+        tmp.path().join("e.safetensors"),
+        tmp.path().join("q.safetensors"),
+    );
+    write_store(&empty, Vec::<String>::new(), 16);
+    write_store(&queries, ["q1".to_string()], 16);
+    let run = tmp.path().join("d.run");
+    let err = cli_fails(&[
+        "dense",
+        "--corpus-emb",
+        p(&empty),
+        "--query-emb",
+        p(&queries),
+        "--run",
+        p(&run),
+    ]);
+    assert!(err.contains("no rows"), "{err}");
+    // An SAE of d_in 8 on 16-d rows: once read as twice as many 8-d rows.
+    let sae = tmp.path().join("sae8.safetensors");
+    SaeWeights {
+        config: SaeConfig::new(SaeKind::TopK, 8, 16, 2).unwrap(),
+        w_enc: vec![0.1; 8 * 16],
+        b_enc: vec![0.0; 16],
+        w_dec: vec![0.1; 16 * 8],
+        b_dec: vec![0.0; 8],
+    }
+    .save(&sae)
+    .unwrap();
+    let out = tmp.path().join("r.safetensors");
+    let err = cli_fails(&[
+        "sae",
+        "reconstruct",
+        "--sae",
+        p(&sae),
+        "--embeddings",
+        p(&queries),
+        "--out",
+        p(&out),
+    ]);
+    assert!(err.contains("dimension"), "{err}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn run_checks_the_query_store_and_a_given_sae_before_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset();
+    let ds = BeirDataset::open(&data).unwrap();
+    let docs: Vec<String> = ds.corpus().unwrap().map(|d| d.unwrap().id).collect();
+    let queries: Vec<String> = ds.queries().unwrap().into_iter().map(|q| q.id).collect();
+    let (corpus, query_emb) = (
+        tmp.path().join("c.safetensors"),
+        tmp.path().join("q.safetensors"),
+    );
+    write_store(&corpus, docs, 16);
+    // The last query left out: it is a test query.
+    write_store(&query_emb, queries[..queries.len() - 1].to_vec(), 16);
+    let cache = tmp.path().join("cache");
+    let base = |q: &Path| {
+        vec![
+            "run".to_string(),
+            "--dataset".into(),
+            p(&data).into(),
+            "--corpus-emb".into(),
+            p(&corpus).into(),
+            "--query-emb".into(),
+            p(q).into(),
+            "--representation".into(),
+            "pooled".into(),
+            "--cache".into(),
+            p(&cache).into(),
+            "--out".into(),
+            p(&tmp.path().join("out")).into(),
+            "--quiet".into(),
+        ]
+    };
+    let args = base(&query_emb);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let err = cli_fails(&args);
+    assert!(err.contains("missing"), "{err}");
+    let trained = std::fs::read_dir(&cache)
+        .map(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("sae-"))
+        })
+        .unwrap_or(false);
+    assert!(!trained, "an SAE was trained before the check");
+    // A given SAE for 8-d rows on 16-d stores.
+    let full_queries = tmp.path().join("q-all.safetensors");
+    write_store(&full_queries, queries, 16);
+    let sae = tmp.path().join("sae8.safetensors");
+    SaeWeights {
+        config: SaeConfig::new(SaeKind::TopK, 8, 16, 2).unwrap(),
+        w_enc: vec![0.1; 8 * 16],
+        b_enc: vec![0.0; 16],
+        w_dec: vec![0.1; 16 * 8],
+        b_dec: vec![0.0; 8],
+    }
+    .save(&sae)
+    .unwrap();
+    let mut args = base(&full_queries);
+    args.extend(["--sae".to_string(), p(&sae).to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let err = cli_fails(&args);
+    assert!(err.contains("8-dimensional"), "{err}");
+}
+
+#[test]
+fn resuming_a_finished_training_run_keeps_its_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let emb = tmp.path().join("rows.safetensors");
+    write_store(&emb, (0..512).map(|i| format!("r{i}")), 8);
+    let ckpt = tmp.path().join("sae.safetensors");
+    let args = [
+        "sae",
+        "train",
+        "--embeddings",
+        p(&emb),
+        "--kind",
+        "topk",
+        "--latents",
+        "16",
+        "--k",
+        "2",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "128",
+        "--warmup",
+        "1",
+        "--out",
+        p(&ckpt),
+    ];
+    common::cli(&args);
+    let log = tmp.path().join("sae.log.json");
+    let before = std::fs::read(&log).unwrap();
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    common::cli(&resume);
+    assert_eq!(
+        std::fs::read(&log).unwrap(),
+        before,
+        "the log of the steps run is kept"
+    );
+}
