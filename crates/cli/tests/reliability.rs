@@ -472,7 +472,7 @@ fn kill_9_during_run_leaves_a_complete_report_and_a_cache_that_reruns_the_same()
     // Every other kill starts from an empty cache, so kills land in every stage; the
     // others start from what the previous kill left.
     let clear = |i: usize| {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             let _ = std::fs::remove_dir_all(&cache);
         }
     };
