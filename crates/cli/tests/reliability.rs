@@ -644,6 +644,12 @@ fn run_checks_the_query_store_and_a_given_sae_before_training() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let err = cli_fails(&args);
     assert!(err.contains("8-dimensional"), "{err}");
+    // An unknown training backend is refused before any work.
+    let mut args = base(&full_queries);
+    args.extend(["--backend".to_string(), "tpu".to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let err = cli_fails(&args);
+    assert!(err.contains("tpu"), "{err}");
 }
 
 #[test]

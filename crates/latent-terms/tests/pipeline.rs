@@ -127,6 +127,11 @@ fn every_stage_runs_and_a_second_run_is_served_from_the_cache() {
     assert!(first.row("bm25").unwrap().get("recall_10").unwrap() > 0.9);
     assert!(first.avg_latents_per_doc > 0.0 && first.avg_latents_per_doc <= 16.0);
     assert!(first.nmse.is_finite() && first.latents_used > 0);
+    // The report describes the SAE from its checkpoint.
+    assert_eq!(
+        (first.sae_kind.as_str(), first.sae_k, first.d_sae),
+        ("topk", 8, 128)
+    );
     assert_eq!(first.mismatch.len(), 3);
     let out = tmp.path().join("report");
     for file in ["results.json", "results.md", "zipf.png", "runs/clsr.run"] {

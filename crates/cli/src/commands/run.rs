@@ -56,6 +56,10 @@ pub(crate) struct RunArgs {
     /// the config's `extra_training_stores`.
     #[arg(long = "train-extra")]
     train_extra: Vec<PathBuf>,
+    /// burn backend for every SAE the run trains: flex, ndarray or cuda[:N]; overrides
+    /// the config's `sae.backend` and `tokens.sae.backend`.
+    #[arg(long)]
+    backend: Option<String>,
     /// Print the effective config as JSON and exit.
     #[arg(long)]
     print_config: bool,
@@ -78,6 +82,12 @@ pub(crate) fn run(args: &RunArgs) -> CliResult {
         .extend(args.train_extra_tokens.iter().cloned());
     if let Some(r) = args.representation {
         config.representation = r;
+    }
+    if let Some(backend) = &args.backend {
+        // Checked here, before any work: a typo must not surface after encoding.
+        backend.parse::<latent_terms::sae::train::Backend>()?;
+        config.sae.backend = Some(backend.clone());
+        config.tokens.sae.backend = Some(backend.clone());
     }
     if args.print_config {
         println!("{}", config.to_json());

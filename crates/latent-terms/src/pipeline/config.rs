@@ -210,6 +210,10 @@ pub struct SaeSettings {
     pub seed: u64,
     /// Learning-rate warm-up steps (`None`: the trainer's default).
     pub warmup_steps: Option<u64>,
+    /// burn backend to train on: `flex`, `ndarray` or `cuda[:N]` (`None`: the faster CPU
+    /// backend built in). Part of the cache key: backends differ in the last bits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
 }
 
 impl Default for SaeSettings {
@@ -225,6 +229,7 @@ impl Default for SaeSettings {
             validation_fraction: 0.05,
             seed: 0,
             warmup_steps: None,
+            backend: None,
         }
     }
 }
@@ -339,6 +344,7 @@ impl Default for TokenSettings {
                 validation_fraction: 0.01,
                 seed: 0,
                 warmup_steps: Some(50),
+                backend: None,
             },
             max_training_tokens: 1_200_000,
             tokens_per_text: None,

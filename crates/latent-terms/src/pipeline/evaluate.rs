@@ -83,6 +83,8 @@ pub(crate) fn evaluate_stage(
         lexical_index_bytes: lexical_stats.index_size_bytes,
         latents_used: 0,
         d_sae: 0,
+        sae_kind: String::new(),
+        sae_k: 0,
         stage_seconds: BTreeMap::new(),
         cached_stages: Vec::new(),
         sae_training_corpus: String::new(),
@@ -109,6 +111,8 @@ pub(crate) fn evaluate_stage(
         report.index_bytes = p.stats.index_size_bytes;
         report.latents_used = p.stats.vocabulary_used;
         report.d_sae = p.d_sae;
+        report.sae_kind = p.sae_kind.clone();
+        report.sae_k = p.sae_k;
         report.sae_training_corpus = p.summary.corpus.clone();
         report.sae_training_rows = p.summary.rows;
         report.params = p.params.clone();

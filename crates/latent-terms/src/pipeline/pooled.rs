@@ -34,6 +34,9 @@ pub(crate) struct PooledOutcome {
     pub(crate) nmse: f64,
     pub(crate) summary: SaeSummary,
     pub(crate) d_sae: usize,
+    /// The SAE's own kind and training k (a given SAE's, not the config's).
+    pub(crate) sae_kind: String,
+    pub(crate) sae_k: usize,
     pub(crate) params: ChosenParams,
     pub(crate) index: LatentIndex,
     pub(crate) stats: IndexStats,
@@ -115,6 +118,7 @@ pub(crate) fn run(
         entry.train(&rows, dim, &config.sae, false, parts.join(" + "), progress)
     })?;
     let d_sae = weights.config.d_sae;
+    let (sae_kind, sae_k) = (weights.config.kind.as_str().to_owned(), weights.config.k);
     let sae = SaeEncoder::new(weights)?;
 
     // Latent codes.
@@ -310,6 +314,8 @@ pub(crate) fn run(
         nmse: corpus_nmse,
         summary,
         d_sae,
+        sae_kind,
+        sae_k,
         params,
         index,
         stats,

@@ -220,6 +220,12 @@ pub struct Report {
     pub latents_used: u64,
     /// SAE latents.
     pub d_sae: usize,
+    /// The SAE's kind as its checkpoint states it (a given SAE's, not the config's).
+    #[serde(default)]
+    pub sae_kind: String,
+    /// The SAE's training k as its checkpoint states it.
+    #[serde(default)]
+    pub sae_k: usize,
     /// Wall-clock seconds per stage (0 when the stage came from the cache).
     pub stage_seconds: BTreeMap<String, f64>,
     /// Stages whose artefacts came from the cache.
@@ -465,13 +471,8 @@ impl Report {
         let _ = writeln!(s, "\n## SAE\n");
         let _ = writeln!(
             s,
-            "{} {} latents, trained k {}, {} epochs on {} rows: {}.\n",
-            self.config.sae.kind,
-            self.d_sae,
-            self.config.sae.k,
-            self.config.sae.epochs,
-            self.sae_training_rows,
-            self.sae_training_corpus
+            "{} {} latents, trained k {}, on {} rows: {}.\n",
+            self.sae_kind, self.d_sae, self.sae_k, self.sae_training_rows, self.sae_training_corpus
         );
         let _ = writeln!(
             s,
@@ -576,6 +577,8 @@ pub(crate) mod tests {
             lexical_index_bytes: 50,
             latents_used: 3,
             d_sae: 8,
+            sae_kind: "topk".into(),
+            sae_k: 4,
             stage_seconds: [("encode".to_owned(), 1.0)].into_iter().collect(),
             cached_stages: vec!["encode".into()],
             sae_training_corpus: "toy".into(),

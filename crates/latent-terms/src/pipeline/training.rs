@@ -155,7 +155,12 @@ fn train_sae(
         progress.note(&format!("warning: {warning}"));
     }
     let set = TrainSet::new(rows, dim)?;
-    let trainer = Trainer::new(tc, Backend::default_cpu()?)?;
+    let backend = match &s.backend {
+        Some(name) => name.parse::<Backend>()?,
+        None => Backend::default_cpu()?,
+    };
+    progress.note(&format!("training on backend {backend:?}"));
+    let trainer = Trainer::new(tc, backend)?;
     let mut started = false;
     let mut last = 0;
     let outcome = trainer.train(&set, &mut |m| {
