@@ -6,12 +6,16 @@
 //!   bound on line length ([`max_line_bytes`]) and so on memory.
 //! - [`ContentHasher`], [`hash_file`]: XXH3-128 over every byte, for cache keys.
 //!
+//! - [`missing_asset`]: the one skip-or-fail rule for tests that need installed assets.
+//!
 //! It depends on no other latent-terms crate.
 
+mod assets;
 mod atomic;
 mod hash;
 mod lines;
 
+pub use assets::missing_asset;
 pub use atomic::{AtomicFile, write_bytes, write_file};
 pub use hash::{ContentHasher, hash_file};
 pub use lines::{

@@ -158,9 +158,9 @@ fn build_site(out: &Path) {
 #[test]
 fn explorer_renders_in_headless_chromium() {
     if !Path::new(CHROMIUM).exists() {
-        eprintln!(
+        latent_terms_io::missing_asset(&format!(
             "SKIPPED explorer_renders_in_headless_chromium: {CHROMIUM} is not installed (run scripts/setup-chromium)"
-        );
+        ));
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

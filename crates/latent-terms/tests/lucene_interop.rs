@@ -191,8 +191,8 @@ fn tsv_safe(s: &str) -> String {
 fn anserini_agrees_with_our_bm25_and_dot_product_over_exported_impacts() {
     let data = root().join("../shared/data/scifact");
     let Some(lucene) = Lucene::find() else {
-        eprintln!(
-            "SKIPPED: assets/lucene is missing; run scripts/setup-assets --lucene to fetch Anserini and Java"
+        latent_terms_io::missing_asset(
+            "SKIPPED: assets/lucene is missing; run scripts/setup-assets --lucene to fetch Anserini and Java",
         );
         return;
     };

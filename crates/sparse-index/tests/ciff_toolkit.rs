@@ -139,10 +139,10 @@ fn run(cmd: &mut Command) -> String {
 fn ciff_toolkit_reads_our_exports_and_we_import_its_merge() {
     let python = venv_bin("python");
     if !python.is_file() {
-        eprintln!(
+        latent_terms_io::missing_asset(&format!(
             "SKIPPED: {} is missing; run scripts/setup-assets --lucene to install ciff-toolkit",
             python.display()
-        );
+        ));
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");

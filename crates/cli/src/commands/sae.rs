@@ -299,6 +299,9 @@ fn train(args: &TrainArgs) -> CliResult {
         config.k,
         config.epochs
     );
+    for warning in config.warnings(set.len()) {
+        eprintln!("warning: {warning}");
+    }
     let trainer = Trainer::new(config.clone(), backend)?.with_checkpoints(CheckpointPolicy {
         path: args.out.clone(),
         every_steps: args.checkpoint_every,

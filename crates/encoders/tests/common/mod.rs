@@ -21,17 +21,17 @@ pub fn minilm_dir(test: &str) -> Option<PathBuf> {
         _ => assets.join("onnxruntime").join("libonnxruntime.so"),
     };
     if !model.join("model.onnx").is_file() || !model.join("tokenizer.json").is_file() {
-        eprintln!(
+        latent_terms_io::missing_asset(&format!(
             "skipping {test}: no model in {} (run scripts/setup-assets)",
             model.display()
-        );
+        ));
         return None;
     }
     if !lib.is_file() {
-        eprintln!(
+        latent_terms_io::missing_asset(&format!(
             "skipping {test}: no ONNX Runtime library at {} (run scripts/setup-assets or set ORT_DYLIB_PATH)",
             lib.display()
-        );
+        ));
         return None;
     }
     Some(model)
@@ -64,10 +64,10 @@ pub fn ort_library(test: &str) -> Option<PathBuf> {
     if lib.is_file() {
         Some(lib)
     } else {
-        eprintln!(
+        latent_terms_io::missing_asset(&format!(
             "skipping {test}: no ONNX Runtime library at {} (run scripts/setup-assets or set ORT_DYLIB_PATH)",
             lib.display()
-        );
+        ));
         None
     }
 }
