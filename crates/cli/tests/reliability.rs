@@ -319,6 +319,21 @@ fn write_store(path: &Path, ids: impl IntoIterator<Item = String>, dim: usize) {
     writer.finish().unwrap();
 }
 
+/// Saves a TopK SAE of `d_in` inputs, `d_sae` latents and `k`, with fixed weights.
+fn save_sae(path: &Path, d_in: usize, d_sae: usize, k: usize) {
+    SaeWeights {
+        config: SaeConfig::new(SaeKind::TopK, d_in, d_sae, k).unwrap(),
+        w_enc: (0..d_in * d_sae).map(|i| (i as f32 * 0.37).sin()).collect(),
+        b_enc: vec![0.0; d_sae],
+        w_dec: (0..d_sae * d_in)
+            .map(|i| (i as f32 * 0.11).cos() / 8.0)
+            .collect(),
+        b_dec: vec![0.0; d_in],
+    }
+    .save(path)
+    .unwrap();
+}
+
 #[test]
 fn kill_9_during_sae_training_never_pairs_a_checkpoint_with_another_state() {
     let tmp = tempfile::tempdir().unwrap();
@@ -377,18 +392,7 @@ fn kill_9_during_a_store_write_leaves_the_old_or_the_new_store() {
     let emb = tmp.path().join("rows.safetensors");
     write_store(&emb, (0..50_000).map(|i| format!("r{i}")), 32);
     let sae = tmp.path().join("sae.safetensors");
-    let config = SaeConfig::new(SaeKind::TopK, 32, 64, 4).unwrap();
-    SaeWeights {
-        config,
-        w_enc: (0..32 * 64).map(|i| (i as f32 * 0.37).sin()).collect(),
-        b_enc: vec![0.0; 64],
-        w_dec: (0..64 * 32)
-            .map(|i| (i as f32 * 0.11).cos() / 8.0)
-            .collect(),
-        b_dec: vec![0.0; 32],
-    }
-    .save(&sae)
-    .unwrap();
+    save_sae(&sae, 32, 64, 4);
     let out = tmp.path().join("reconstructed.safetensors");
     let args = [
         "sae",
@@ -558,15 +562,7 @@ fn dense_refuses_an_empty_store_and_reconstruct_a_wrong_dimension() {
     assert!(err.contains("no rows"), "{err}");
     // An SAE of d_in 8 on 16-d rows: once read as twice as many 8-d rows.
     let sae = tmp.path().join("sae8.safetensors");
-    SaeWeights {
-        config: SaeConfig::new(SaeKind::TopK, 8, 16, 2).unwrap(),
-        w_enc: vec![0.1; 8 * 16],
-        b_enc: vec![0.0; 16],
-        w_dec: vec![0.1; 16 * 8],
-        b_dec: vec![0.0; 8],
-    }
-    .save(&sae)
-    .unwrap();
+    save_sae(&sae, 8, 16, 2);
     let out = tmp.path().join("r.safetensors");
     let err = cli_fails(&[
         "sae",
@@ -630,15 +626,7 @@ fn run_checks_the_query_store_and_a_given_sae_before_training() {
     let full_queries = tmp.path().join("q-all.safetensors");
     write_store(&full_queries, queries, 16);
     let sae = tmp.path().join("sae8.safetensors");
-    SaeWeights {
-        config: SaeConfig::new(SaeKind::TopK, 8, 16, 2).unwrap(),
-        w_enc: vec![0.1; 8 * 16],
-        b_enc: vec![0.0; 16],
-        w_dec: vec![0.1; 16 * 8],
-        b_dec: vec![0.0; 8],
-    }
-    .save(&sae)
-    .unwrap();
+    save_sae(&sae, 8, 16, 2);
     let mut args = base(&full_queries);
     args.extend(["--sae".to_string(), p(&sae).to_string()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
