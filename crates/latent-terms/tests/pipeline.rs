@@ -281,6 +281,46 @@ fn a_stale_or_damaged_cache_entry_is_recomputed_never_used() {
     assert!(fifth.cached_stages.iter().any(|s| s == "lexical_index"));
 }
 
+/// `run --sae S`: the report describes S (its kind, k and d_sae), not the config's SAE.
+#[test]
+fn a_given_sae_is_described_by_its_checkpoint_not_the_config() {
+    use latent_terms::sae::{SaeConfig, SaeKind, SaeWeights};
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = LimitSpec {
+        docs: 16,
+        core_docs: 8,
+        queries: 6,
+        likes_per_doc: 3,
+        seed: 9,
+    };
+    let mut inputs = toy_inputs(tmp.path(), &spec, 0);
+    let sae = tmp.path().join("given.safetensors");
+    SaeWeights {
+        config: SaeConfig::new(SaeKind::BatchTopK, DIM, 96, 3).unwrap(),
+        w_enc: (0..DIM * 96).map(|i| (i as f32 * 0.37).sin()).collect(),
+        b_enc: vec![0.0; 96],
+        w_dec: (0..96 * DIM)
+            .map(|i| (i as f32 * 0.11).cos() / 8.0)
+            .collect(),
+        b_dec: vec![0.0; DIM],
+    }
+    .save(&sae)
+    .unwrap();
+    inputs.sae = Some(sae);
+    let config = PipelineConfig::from_json(
+        r#"{"representation": "pooled", "sae": {"kind": "topk", "d_sae": 128, "k": 8},
+            "inference": {"doc_k": 8, "query_k": 4}, "depth": 10}"#,
+    )
+    .unwrap();
+    let report = pipeline::run(&inputs, &config, &Quiet).unwrap();
+    assert_eq!(
+        (report.sae_kind.as_str(), report.sae_k, report.d_sae),
+        ("batchtopk", 3, 96)
+    );
+    let md = report.markdown();
+    assert!(md.contains("batchtopk 96 latents, trained k 3"), "{md}");
+}
+
 #[test]
 fn embeddings_of_another_corpus_are_a_typed_error() {
     let tmp = tempfile::tempdir().unwrap();
