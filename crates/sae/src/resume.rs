@@ -56,8 +56,8 @@ impl TrainState {
         }
     }
 
-    /// Estimated inference threshold: the mean over steps of each batch's smallest kept
-    /// activation (BatchTopK), `None` before any.
+    /// Estimated inference threshold: the mean over the steps after warm-up of each batch's
+    /// smallest kept activation (BatchTopK), `None` before any.
     pub fn threshold(&self) -> Option<f32> {
         (self.threshold_count > 0)
             .then(|| (self.threshold_sum / self.threshold_count as f64) as f32)

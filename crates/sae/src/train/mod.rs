@@ -582,7 +582,11 @@ impl Trainer {
             SaeKind::TopK | SaeKind::Kld => select::top_k(&pre_host, m, c.k, aux),
             SaeKind::BatchTopK => {
                 let (p, a, cut) = select::batch_top_k(&pre_host, m, c.k, aux);
-                state.observe_threshold(cut);
+                // The inference threshold is the mean cut after warm-up: warm-up batches
+                // come from an encoder still far from its trained scale.
+                if state.step >= c.optim.effective_warmup(run.total_steps) {
+                    state.observe_threshold(cut);
+                }
                 (p, a)
             }
         };
@@ -963,6 +967,24 @@ mod tests {
         v.as_object_mut().unwrap().remove("input_scaling");
         let back: TrainConfig = serde_json::from_value(v).unwrap();
         assert_eq!(back, c);
+    }
+
+    #[test]
+    fn the_batchtopk_threshold_leaves_out_warm_up_steps() {
+        let data = rows(640, 8, 4);
+        let set = TrainSet::new(&data, 8).unwrap();
+        let mut config = small(SaeKind::BatchTopK);
+        config.epochs = 10;
+        config.optim.warmup_steps = 1000; // capped at 10 % of the run
+        let total = config.total_steps(640);
+        let warmup = config.optim.effective_warmup(total);
+        assert!(warmup > 0 && warmup < total);
+        let outcome = Trainer::new(config, Backend::default_cpu().unwrap())
+            .unwrap()
+            .train(&set, &mut |_| {})
+            .unwrap();
+        assert_eq!(outcome.state.threshold_count, total - warmup);
+        assert!(outcome.weights.config.threshold.is_some());
     }
 
     #[test]
