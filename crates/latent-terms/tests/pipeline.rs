@@ -321,6 +321,39 @@ fn a_given_sae_is_described_by_its_checkpoint_not_the_config() {
     assert!(md.contains("batchtopk 96 latents, trained k 3"), "{md}");
 }
 
+/// `inference.rule`: a BatchTopK SAE's stored threshold encodes documents and queries; a
+/// TopK SAE has none, which is a typed error.
+#[test]
+fn the_threshold_rule_needs_and_uses_a_batchtopk_threshold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = LimitSpec {
+        docs: 30,
+        core_docs: 15,
+        queries: 12,
+        likes_per_doc: 4,
+        seed: 13,
+    };
+    let inputs = toy_inputs(tmp.path(), &spec, 0);
+    let config = |kind: &str, rule: &str| {
+        PipelineConfig::from_json(&format!(
+            r#"{{"representation": "pooled", "sae": {{"kind": "{kind}", "d_sae": 96, "k": 6, "epochs": 20, "batch_size": 32}},
+                "inference": {{"doc_k": 16, "query_k": 8, "rule": "{rule}"}}, "depth": 10}}"#
+        ))
+        .unwrap()
+    };
+    let err = pipeline::run(&inputs, &config("topk", "threshold"), &Quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("stored threshold"), "{err}");
+    let top = pipeline::run(&inputs, &config("batchtopk", "topk"), &Quiet).unwrap();
+    let cut = pipeline::run(&inputs, &config("batchtopk", "threshold"), &Quiet).unwrap();
+    // Same SAE (the rule is not part of its key), other codes.
+    assert!(cut.cached_stages.iter().any(|s| s == "sae_train"));
+    assert!(cut.avg_latents_per_doc > 0.0 && cut.avg_latents_per_doc <= 16.0);
+    assert_ne!(top.avg_latents_per_doc, cut.avg_latents_per_doc);
+    assert_eq!(top.avg_latents_per_doc, 16.0);
+}
+
 #[test]
 fn embeddings_of_another_corpus_are_a_typed_error() {
     let tmp = tempfile::tempdir().unwrap();

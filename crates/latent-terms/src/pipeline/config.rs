@@ -372,6 +372,10 @@ pub struct InferenceSettings {
     pub doc_k: usize,
     /// Top-k latents kept per query.
     pub query_k: usize,
+    /// Which latents a pooled embedding keeps: its `topk` (`doc_k`/`query_k`), or those
+    /// above a BatchTopK SAE's stored `threshold` (at most `doc_k`/`query_k`). Applies to
+    /// documents, queries and the reconstruction NMSE.
+    pub rule: ActivationRule,
 }
 
 impl Default for InferenceSettings {
@@ -379,8 +383,20 @@ impl Default for InferenceSettings {
         InferenceSettings {
             doc_k: 128,
             query_k: 256,
+            rule: ActivationRule::TopK,
         }
     }
+}
+
+/// How an SAE code is cut at inference ([`InferenceSettings::rule`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActivationRule {
+    /// The k largest activations.
+    #[default]
+    TopK,
+    /// Every activation above the SAE's stored threshold (BatchTopK's batch-independent rule).
+    Threshold,
 }
 
 /// Window-level document encoding (see [`word_windows`](crate::pipeline::word_windows)):

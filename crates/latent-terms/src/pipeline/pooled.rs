@@ -18,8 +18,9 @@ use super::report::ChosenParams;
 use super::stages::{Context, DenseStage, LexicalStage, dense_run_rows, gather};
 use super::training::{CachedSae, SaeSummary, given_sae_summary};
 use super::{
-    CacheEntry, CacheKey, Clock, PipelineConfig, Progress, best_linear_weight, best_of, cached_run,
-    clsr, clsr_grid, lt_bm25, max_pool, ndcg10, pairs, strongest, window_owner, write_atomic,
+    ActivationRule, CacheEntry, CacheKey, Clock, PipelineConfig, Progress, best_linear_weight,
+    best_of, cached_run, clsr, clsr_grid, lt_bm25, max_pool, ndcg10, pairs, strongest,
+    window_owner, write_atomic,
 };
 use crate::error::{Error, Result};
 use crate::pipeline::latent_index::{LatentIndex, code_to_query};
@@ -119,6 +120,13 @@ pub(crate) fn run(
     })?;
     let d_sae = weights.config.d_sae;
     let (sae_kind, sae_k) = (weights.config.kind.as_str().to_owned(), weights.config.k);
+    let rule = config.inference.rule;
+    if rule == ActivationRule::Threshold && weights.config.threshold.is_none() {
+        return Err(Error::Invalid(format!(
+            "inference.rule \"threshold\" needs an SAE with a stored threshold (a batchtopk \
+             SAE); this one is {sae_kind}: set sae.kind to \"batchtopk\" or the rule to \"topk\""
+        )));
+    }
     let sae = SaeEncoder::new(weights)?;
 
     // Latent codes.
@@ -131,12 +139,14 @@ pub(crate) fn run(
         clock.time("sae_encode", |_| {
             let n = corpus.rows() * 2 + ctx.test_ids.len() * 2 + tune_ids.len();
             progress.begin("encoding latents", Some(n as u64));
-            let doc_codes = encode_latents(&sae, corpus.data(), max_dk, progress)?;
-            let test_codes = encode_latents(&sae, &test_rows, max_qk, progress)?;
-            let tune_codes = encode_latents(&sae, &tune_rows, max_qk, progress)?;
-            let k = sae.weights().config.k;
-            let recon_docs = sae.decode(&encode_latents(&sae, corpus.data(), k, progress)?);
-            let recon_queries = sae.decode(&encode_latents(&sae, &test_rows, k, progress)?);
+            let doc_codes = encode_latents(&sae, corpus.data(), Some(max_dk), rule, progress)?;
+            let test_codes = encode_latents(&sae, &test_rows, Some(max_qk), rule, progress)?;
+            let tune_codes = encode_latents(&sae, &tune_rows, Some(max_qk), rule, progress)?;
+            // Reconstructions with the SAE's own k (top-k) or its threshold, uncapped.
+            let recon = |rows: &[f32]| -> Result<Vec<f32>> {
+                Ok(sae.decode(&encode_latents(&sae, rows, None, rule, progress)?))
+            };
+            let (recon_docs, recon_queries) = (recon(corpus.data())?, recon(&test_rows)?);
             progress.end();
             Ok((doc_codes, test_codes, tune_codes, recon_docs, recon_queries))
         })?;
@@ -151,7 +161,8 @@ pub(crate) fn run(
             dense.store.check(store.metadata())?;
             let windows = store.load()?;
             progress.begin("encoding window latents", Some(windows.rows() as u64));
-            let codes = encode_latents(&sae, windows.data(), c.window_k.min(d_sae), progress)?;
+            let window_k = Some(c.window_k.min(d_sae));
+            let codes = encode_latents(&sae, windows.data(), window_k, rule, progress)?;
             progress.end();
             let mut by_doc: HashMap<&str, Vec<usize>> = HashMap::new();
             for (i, id) in windows.ids().iter().enumerate() {
@@ -342,16 +353,22 @@ fn pooled_settings(config: &PipelineConfig) -> serde_json::Value {
 }
 
 /// Encodes rows into latents in blocks, reporting progress.
+/// `k` is the top-k, or the cap under the threshold rule (`None`: no cap).
 fn encode_latents(
     sae: &SaeEncoder,
     rows: &[f32],
-    k: usize,
+    k: Option<usize>,
+    rule: ActivationRule,
     progress: &dyn Progress,
 ) -> Result<Vec<SparseCode>> {
     let dim = sae.d_in();
+    let options = match rule {
+        ActivationRule::TopK => EncodeOptions::top_k(k.unwrap_or(sae.weights().config.k)),
+        ActivationRule::Threshold => EncodeOptions::stored_threshold(k),
+    };
     let mut codes = Vec::with_capacity(rows.len() / dim.max(1));
     for block in rows.chunks(SAE_CHUNK * dim.max(1)) {
-        codes.extend(sae.encode(block, &EncodeOptions::top_k(k))?);
+        codes.extend(sae.encode(block, &options)?);
         progress.advance((block.len() / dim.max(1)) as u64);
     }
     Ok(codes)
