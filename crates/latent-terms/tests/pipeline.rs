@@ -427,6 +427,62 @@ fn tiny_model(dir: &Path) -> PathBuf {
 /// The token-level representation end to end on the tiny model: token stores, token SAE,
 /// bags, index, the four token rows, weighted queries that `search` reads, and a second
 /// run served from the cache.
+/// Window pooling (the LIMIT result) in the default tier: the tiny model embeds every
+/// document's word windows, and each document's latent terms are the max-pooled union of
+/// its whole-text and window codes.
+#[test]
+fn window_pooling_runs_on_a_tiny_model() {
+    use latent_terms::encoders::EmbeddingsStore;
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = LimitSpec {
+        docs: 20,
+        core_docs: 10,
+        queries: 10,
+        likes_per_doc: 6,
+        seed: 21,
+    };
+    let mut inputs = toy_inputs(tmp.path(), &spec, 0);
+    inputs.embeddings = None;
+    inputs.model = tiny_model(tmp.path());
+    let config = |windows: bool| {
+        PipelineConfig::from_json(&format!(
+            r#"{{"representation": "pooled", "depth": 10,
+                "sae": {{"d_sae": 64, "k": 4, "epochs": 10, "batch_size": 32, "warmup_steps": 2}},
+                "inference": {{"doc_k": 32, "query_k": 8}},
+                "chunking": {{"enabled": {windows}, "words": 4, "stride": 2, "window_k": 4}}}}"#
+        ))
+        .unwrap()
+    };
+    let whole = pipeline::run(&inputs, &config(false), &Quiet).unwrap();
+    let pooled = pipeline::run(&inputs, &config(true), &Quiet).unwrap();
+    assert!(pooled.stage_seconds.contains_key("encode_windows"));
+    assert!(!whole.stage_seconds.contains_key("encode_windows"));
+    let windows: Vec<PathBuf> = files_ending(&tmp.path().join("cache"), ".safetensors")
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("windows-")
+        })
+        .collect();
+    assert_eq!(windows.len(), 1, "{windows:?}");
+    let store = EmbeddingsStore::open(&windows[0]).unwrap();
+    assert!(
+        store.rows() > spec.docs,
+        "{} windows for {} documents",
+        store.rows(),
+        spec.docs
+    );
+    // The windows join the SAE's training rows, and every document gets latent terms.
+    assert_eq!(
+        pooled.sae_training_rows,
+        whole.sae_training_rows + store.rows()
+    );
+    assert!(pooled.avg_latents_per_doc > 0.0);
+    assert!(pooled.row("lt-bm25").is_some() && pooled.row("clsr").is_some());
+}
+
 #[test]
 fn token_level_latent_terms_run_end_to_end_on_a_tiny_model() {
     let tmp = tempfile::tempdir().unwrap();
