@@ -253,6 +253,18 @@ fn anserini_agrees_with_our_bm25_and_dot_product_over_exported_impacts() {
         (a - o).abs() <= 0.01,
         "BM25 nDCG@10 differs by more than 0.01: Anserini {a:.4}, ours {o:.4}"
     );
+    // Per query, not only the mean: top-10 overlap and nDCG@10 of each query.
+    let (overlap, close) = per_query_agreement(&qrels, &anserini_bm25, &ours_bm25);
+    eprintln!(
+        "lexical BM25 per query: mean top-10 overlap {overlap:.3}, nDCG@10 within 0.1 for {:.1} % of queries",
+        100.0 * close
+    );
+    assert!(overlap >= 0.9, "mean top-10 overlap {overlap:.3} < 0.9");
+    assert!(
+        close >= 0.9,
+        "only {:.1} % of queries within 0.1 nDCG@10",
+        100.0 * close
+    );
 
     // --- 2. Synthetic latent terms through Anserini's impact index -------------------------
     let analyzer = Analyzer::english();
@@ -365,4 +377,33 @@ fn anserini_agrees_with_our_bm25_and_dot_product_over_exported_impacts() {
     );
     // The comparison is not vacuous: the synthetic latents retrieve relevant documents.
     assert!(ndcg10(&qrels, &quantized_run) > 0.2);
+}
+
+/// Mean top-10 overlap (shared documents / 10) of two runs over the judged queries, and the
+/// share of those queries whose nDCG@10 differs by at most 0.1.
+fn per_query_agreement(qrels: &Qrels, a: &Run, b: &Run) -> (f64, f64) {
+    let measure = Measure::NdcgCut(10);
+    let eval = |run: &Run| {
+        Evaluator::new([measure])
+            .average_complete(true)
+            .evaluate(qrels, run)
+    };
+    let (ea, eb) = (eval(a), eval(b));
+    let top10 = |run: &Run, qid: &str| -> BTreeSet<String> {
+        run.get(qid)
+            .map(|q| q.ranked().take(10).map(|(d, _)| d.to_owned()).collect())
+            .unwrap_or_default()
+    };
+    let (mut overlap, mut close, mut n) = (0.0, 0usize, 0usize);
+    for j in qrels.iter() {
+        let qid = j.qid();
+        n += 1;
+        overlap += top10(a, qid).intersection(&top10(b, qid)).count() as f64 / 10.0;
+        let (x, y) = (
+            ea.value(qid, measure).unwrap_or(0.0),
+            eb.value(qid, measure).unwrap_or(0.0),
+        );
+        close += usize::from((x - y).abs() <= 0.1);
+    }
+    (overlap / n.max(1) as f64, close as f64 / n.max(1) as f64)
 }
