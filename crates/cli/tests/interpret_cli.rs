@@ -37,6 +37,7 @@ fn store(path: &Path, items: &[(String, String)]) {
         pooling: Pooling::Mean,
         normalized: true,
         dim: DIM,
+        prefix: String::new(),
     };
     let mut w = StoreWriter::create(path, meta, StoreDtype::F32).expect("create store");
     let ids = items.iter().map(|i| i.0.clone()).collect();

@@ -159,6 +159,7 @@ fn every_byte_of_an_embeddings_store_is_checked() {
         pooling: Pooling::Mean,
         normalized: false,
         dim: 4,
+        prefix: String::new(),
     };
     let mut writer = StoreWriter::create(&path, meta, StoreDtype::F32).unwrap();
     for i in 0..5u8 {
@@ -308,6 +309,7 @@ fn write_store(path: &Path, ids: impl IntoIterator<Item = String>, dim: usize) {
         pooling: Pooling::Mean,
         normalized: false,
         dim,
+        prefix: String::new(),
     };
     let mut writer = StoreWriter::create(path, meta, StoreDtype::F32).unwrap();
     for (i, id) in ids.into_iter().enumerate() {

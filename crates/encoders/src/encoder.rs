@@ -565,14 +565,21 @@ impl Encoder {
         self.info.dim
     }
 
-    /// Store metadata describing this encoder's output, for [`StoreWriter::create`]
-    /// and [`crate::EmbeddingsStore::open_expecting`].
+    /// Store metadata describing this encoder's passage output, for
+    /// [`StoreWriter::create`] and [`crate::EmbeddingsStore::open_expecting`]; see
+    /// [`Encoder::store_metadata_for`] for queries.
     pub fn store_metadata(&self) -> StoreMetadata {
+        self.store_metadata_for(TextKind::Passage)
+    }
+
+    /// Store metadata describing this encoder's output for `kind` (its prefix included).
+    pub fn store_metadata_for(&self, kind: TextKind) -> StoreMetadata {
         StoreMetadata {
             model: self.info.name.clone(),
             pooling: self.info.pooling,
             normalized: self.info.normalize,
             dim: self.info.dim,
+            prefix: self.prefix(kind).to_string(),
         }
     }
 

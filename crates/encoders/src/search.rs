@@ -471,6 +471,7 @@ mod tests {
             pooling: Pooling::Cls,
             normalized: false,
             dim: 16,
+            prefix: String::new(),
         };
         let mut w = StoreWriter::create(&path, meta, StoreDtype::F32).unwrap();
         w.append(&docs).unwrap();
@@ -550,6 +551,7 @@ mod tests {
                 pooling: Pooling::Mean,
                 normalized: false,
                 dim: 384,
+                prefix: String::new(),
             };
             let mut w = StoreWriter::create(&path, meta, StoreDtype::F32).unwrap();
             w.append(&d).unwrap();
@@ -569,6 +571,7 @@ mod tests {
             pooling: Pooling::Mean,
             normalized: false,
             dim: 4,
+            prefix: String::new(),
         };
         let mut w = StoreWriter::create(&path, meta, StoreDtype::F32).unwrap();
         w.append(&matrix("d", 3, 4, 7)).unwrap();

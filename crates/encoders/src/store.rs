@@ -95,6 +95,9 @@ pub struct StoreMetadata {
     pub normalized: bool,
     /// Embedding dimension.
     pub dim: usize,
+    /// The prefix put in front of every text before encoding (`""`: none), e.g. e5's
+    /// `"query: "`. A store of queries and a store of passages have their own.
+    pub prefix: String,
 }
 
 fn header_json(
@@ -115,6 +118,7 @@ fn header_json(
             "pooling": meta.pooling.as_str(),
             "normalized": meta.normalized.to_string(),
             "dim": meta.dim.to_string(),
+            "prefix": meta.prefix,
             "rows": rows.to_string(),
             "dtype": dtype.as_str(),
         },
@@ -131,7 +135,7 @@ fn header_json(
 /// ```no_run
 /// use latent_terms_encoders::{Embeddings, EmbeddingsStore, Pooling, StoreDtype, StoreMetadata, StoreWriter};
 ///
-/// let meta = StoreMetadata { model: "demo".into(), pooling: Pooling::Mean, normalized: true, dim: 2 };
+/// let meta = StoreMetadata { model: "demo".into(), pooling: Pooling::Mean, normalized: true, dim: 2, prefix: String::new() };
 /// let mut w = StoreWriter::create("demo.safetensors", meta.clone(), StoreDtype::F32)?;
 /// w.append(&Embeddings::new(vec!["a".into(), "b".into()], 2, vec![1.0, 0.0, 0.0, 1.0])?)?;
 /// w.append_row("c", &[0.6, 0.8])?;
@@ -635,6 +639,12 @@ impl EmbeddingsStore {
             return Err(Error::invalid_store(p, "dimension 0"));
         }
         let model = meta_str(meta, "model", p)?.to_string();
+        // Optional: stores written before prefixes were recorded had none.
+        let prefix = meta
+            .get("prefix")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
 
         let emb = tensor(header, p, "embeddings")?;
         let dtype = match emb.get("dtype").and_then(Value::as_str) {
@@ -786,6 +796,7 @@ impl EmbeddingsStore {
                 pooling,
                 normalized,
                 dim,
+                prefix,
             },
             dtype,
             rows,
@@ -813,7 +824,14 @@ impl EmbeddingsStore {
     /// # Errors
     /// [`Error::MetadataMismatch`] naming the first field that differs.
     pub fn check(&self, expected: &StoreMetadata) -> Result<()> {
-        match first_difference(expected, &self.meta) {
+        let prefix = (expected.prefix != self.meta.prefix).then(|| {
+            (
+                "prefix",
+                format!("{:?}", expected.prefix),
+                format!("{:?}", self.meta.prefix),
+            )
+        });
+        match first_difference(expected, &self.meta).or(prefix) {
             Some((field, e, f)) => Err(Error::MetadataMismatch {
                 path: self.path.clone(),
                 field,
@@ -1090,6 +1108,7 @@ mod tests {
             pooling: Pooling::Mean,
             normalized: true,
             dim,
+            prefix: String::new(),
         }
     }
 

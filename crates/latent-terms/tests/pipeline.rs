@@ -46,6 +46,7 @@ fn store(path: &Path, items: impl Iterator<Item = (String, String)>) {
         pooling: Pooling::Mean,
         normalized: true,
         dim: DIM,
+        prefix: String::new(),
     };
     let mut writer = StoreWriter::create(path, meta, StoreDtype::F32).unwrap();
     for (id, text) in items {
@@ -481,6 +482,93 @@ fn window_pooling_runs_on_a_tiny_model() {
     );
     assert!(pooled.avg_latents_per_doc > 0.0);
     assert!(pooled.row("lt-bm25").is_some() && pooled.row("clsr").is_some());
+}
+
+/// Query and passage prefixes (e5, bge and nomic need them) reach the encoder from the
+/// run config, are recorded in the stores, and stores made with other prefixes are refused.
+#[test]
+fn prefixes_are_applied_recorded_and_checked() {
+    use latent_terms::encoders::EmbeddingsStore;
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = LimitSpec {
+        docs: 12,
+        core_docs: 6,
+        queries: 6,
+        likes_per_doc: 3,
+        seed: 17,
+    };
+    let mut inputs = toy_inputs(tmp.path(), &spec, 0);
+    inputs.embeddings = None;
+    inputs.model = tiny_model(tmp.path());
+    let config = |prefixes: bool| {
+        let encoder = if prefixes {
+            r#""encoder": {"query_prefix": "query: ", "passage_prefix": "passage: "},"#
+        } else {
+            ""
+        };
+        PipelineConfig::from_json(&format!(
+            r#"{{"representation": "pooled", "depth": 10, {encoder}
+                "sae": {{"d_sae": 32, "k": 4, "epochs": 5, "batch_size": 16, "warmup_steps": 1}},
+                "inference": {{"doc_k": 8, "query_k": 4}}}}"#
+        ))
+        .unwrap()
+    };
+    let with = pipeline::run(&inputs, &config(true), &Quiet).unwrap();
+    let without = pipeline::run(&inputs, &config(false), &Quiet).unwrap();
+    // Another prefix is another encoding: its own cache entry, other dense scores.
+    assert!(!without.cached_stages.iter().any(|s| s == "encode"));
+    assert!(with.row("dense").is_some() && without.row("dense").is_some());
+    let stores = files_ending(&tmp.path().join("cache"), ".safetensors");
+    let prefixes: Vec<(String, String)> = stores
+        .iter()
+        .filter(|p| {
+            p.parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("emb-")
+        })
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (
+                name,
+                EmbeddingsStore::open(p).unwrap().metadata().prefix.clone(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("corpus.safetensors", "passage: "),
+        ("queries.safetensors", "query: "),
+        ("corpus.safetensors", ""),
+        ("queries.safetensors", ""),
+    ] {
+        assert!(
+            prefixes
+                .iter()
+                .any(|(n, p)| n == expected.0 && p == expected.1),
+            "{expected:?} not in {prefixes:?}"
+        );
+    }
+    // The prefixed stores given to a run configured without prefixes: refused up front.
+    let dir = stores
+        .iter()
+        .find(|p| {
+            p.ends_with("queries.safetensors")
+                && EmbeddingsStore::open(p).unwrap().metadata().prefix == "query: "
+        })
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    inputs.embeddings = Some((
+        dir.join("corpus.safetensors"),
+        dir.join("queries.safetensors"),
+    ));
+    let err = pipeline::run(&inputs, &config(false), &Quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("prefix"), "{err}");
 }
 
 #[test]

@@ -51,6 +51,15 @@ pub(crate) struct EncodeArgs {
     /// Maximum tokens per text (default: the model's).
     #[arg(long)]
     max_length: Option<usize>,
+    /// Put in front of every query (e5: "query: "); recorded in the stores.
+    #[arg(long, default_value = "")]
+    query_prefix: String,
+    /// Put in front of every passage (e5: "passage: "); recorded in the stores.
+    #[arg(long, default_value = "")]
+    passage_prefix: String,
+    /// Pooling, mean or cls (default: the model's own, from its files).
+    #[arg(long)]
+    pooling: Option<String>,
 }
 
 pub(crate) fn encode(args: &EncodeArgs) -> CliResult {
@@ -58,7 +67,12 @@ pub(crate) fn encode(args: &EncodeArgs) -> CliResult {
     let mut builder = Encoder::builder(&args.model)
         .batch_size(args.batch_size)
         .intra_threads(args.threads)
+        .query_prefix(args.query_prefix.clone())
+        .passage_prefix(args.passage_prefix.clone())
         .special_tokens(special);
+    if let Some(p) = &args.pooling {
+        builder = builder.pooling(p.parse()?);
+    }
     if let Some(n) = args.max_length {
         builder = builder.max_length(n);
     }

@@ -175,6 +175,37 @@ pub struct EncoderSettings {
     pub batch_size: usize,
     /// ONNX Runtime intra-op threads.
     pub threads: usize,
+    /// Put in front of every query before encoding (e5: `"query: "`, bge: an instruction).
+    pub query_prefix: String,
+    /// Put in front of every passage before encoding (e5: `"passage: "`).
+    pub passage_prefix: String,
+    /// Pooling (`mean` or `cls`) instead of the one the model's files declare.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pooling: Option<String>,
+}
+
+impl EncoderSettings {
+    /// The settings that change what a text encodes to (prefixes, pooling), for cache keys.
+    pub(crate) fn text_key(&self) -> String {
+        serde_json::json!([self.query_prefix, self.passage_prefix, self.pooling]).to_string()
+    }
+
+    /// An encoder builder for `model` with these settings (batch, threads, prefixes,
+    /// pooling): the one place the pipeline configures its encoders.
+    pub fn builder(
+        &self,
+        model: &std::path::Path,
+    ) -> crate::Result<latent_terms_encoders::EncoderBuilder> {
+        let mut builder = latent_terms_encoders::Encoder::builder(model)
+            .batch_size(self.batch_size)
+            .intra_threads(self.threads)
+            .query_prefix(self.query_prefix.clone())
+            .passage_prefix(self.passage_prefix.clone());
+        if let Some(p) = &self.pooling {
+            builder = builder.pooling(p.parse::<latent_terms_encoders::Pooling>()?);
+        }
+        Ok(builder)
+    }
 }
 
 impl Default for EncoderSettings {
@@ -182,6 +213,9 @@ impl Default for EncoderSettings {
         EncoderSettings {
             batch_size: 32,
             threads: 2,
+            query_prefix: String::new(),
+            passage_prefix: String::new(),
+            pooling: None,
         }
     }
 }

@@ -228,7 +228,11 @@ pub fn encode_texts(
     progress: &dyn Progress,
 ) -> Result<usize> {
     let mut pooled = match targets.pooled {
-        Some((path, dtype)) => Some(StoreWriter::create(path, encoder.store_metadata(), dtype)?),
+        Some((path, dtype)) => Some(StoreWriter::create(
+            path,
+            encoder.store_metadata_for(kind),
+            dtype,
+        )?),
         None => None,
     };
     let mut tokens = match targets.tokens {

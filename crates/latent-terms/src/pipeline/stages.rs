@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use latent_terms_encoders::{
-    Embeddings, EmbeddingsStore, Encoder, Metric, SearchOptions as DenseOptions, TextKind,
-    TokenStore, search as dense_search,
+    Embeddings, EmbeddingsStore, Metric, SearchOptions as DenseOptions, TextKind, TokenStore,
+    search as dense_search,
 };
 use latent_terms_eval::beir::{BeirDataset, Query as TextQuery};
 use latent_terms_eval::{Qrels, Run};
@@ -112,6 +112,7 @@ pub(crate) fn encode_stage(
         None => CacheKey::new("emb")
             .dir(&inputs.model)?
             .dir(dataset.root())?
+            .str(&config.encoder.text_key())
             .finish(),
     };
     clock.keys.insert("embeddings".into(), key.clone());
@@ -160,10 +161,7 @@ pub(crate) fn encode_stage(
                 std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
             }
         }
-        let encoder = Encoder::builder(&inputs.model)
-            .batch_size(config.encoder.batch_size)
-            .intra_threads(config.encoder.threads)
-            .build()?;
+        let encoder = config.encoder.builder(&inputs.model)?.build()?;
         let pooled = match (&tokens, tokens_missing) {
             (Some(stores), true) => tokens::encode_stores(ctx, &encoder, stores, pooled, progress)?,
             _ => pooled,
@@ -233,9 +231,30 @@ pub(crate) fn check_inputs(ctx: &Context<'_>, encoded: &Encoded) -> Result<()> {
         }
         Ok(())
     };
+    let enc = &ctx.config.encoder;
+    let prefix_is = |path: &Path, found: &str, wanted: &str, setting: &str| -> Result<()> {
+        if found == wanted {
+            return Ok(());
+        }
+        Err(Error::Invalid(format!(
+            "{}: its texts were encoded with the prefix {found:?}, but the config's \
+             encoder.{setting} is {wanted:?}; encode again with that prefix or change the setting",
+            path.display()
+        )))
+    };
     if ctx.config.representation.pooled() || ctx.inputs.sae.is_some() {
         let queries = EmbeddingsStore::open(&encoded.query_path)?;
         covers_queries(&encoded.query_path, queries.ids())?;
+        let corpus = EmbeddingsStore::open(&encoded.corpus_path)?;
+        let q = &queries.metadata().prefix;
+        prefix_is(&encoded.query_path, q, &enc.query_prefix, "query_prefix")?;
+        let p = &corpus.metadata().prefix;
+        prefix_is(
+            &encoded.corpus_path,
+            p,
+            &enc.passage_prefix,
+            "passage_prefix",
+        )?;
         if let Some(sae) = &ctx.inputs.sae {
             sae_fits(sae, queries.dim(), &encoded.query_path)?;
         }
@@ -245,6 +264,10 @@ pub(crate) fn check_inputs(ctx: &Context<'_>, encoded: &Encoded) -> Result<()> {
         covers_queries(&stores.queries, queries.ids())?;
         let corpus = TokenStore::open(&stores.corpus)?;
         check_covers(&stores.corpus, corpus.ids(), &ctx.dataset)?;
+        let q = &queries.metadata().prefix;
+        prefix_is(&stores.queries, q, &enc.query_prefix, "query_prefix")?;
+        let p = &corpus.metadata().prefix;
+        prefix_is(&stores.corpus, p, &enc.passage_prefix, "passage_prefix")?;
         if corpus.dim() != queries.dim() {
             return Err(Error::Invalid(format!(
                 "{} holds {}-dimensional token vectors but {} holds {}-dimensional ones: \
@@ -277,7 +300,7 @@ pub(crate) fn dense_stage(
     );
     let store = EmbeddingsStore::open(&corpus_path)?;
     let query_store = EmbeddingsStore::open(&query_path)?;
-    store.check(query_store.metadata())?;
+    store.check_queries(&query_store)?;
     let corpus = store.load()?;
     let queries = query_store.load()?;
     check_covers(&corpus_path, corpus.ids(), dataset)?;
@@ -315,6 +338,7 @@ fn windows_stage(
     let c = &config.chunking;
     let key = CacheKey::new("windows")
         .key(emb_key)
+        .str(&config.encoder.text_key())
         .dir(&inputs.model)?
         .dir(dataset.root())?
         .num(c.words as u64)
@@ -328,10 +352,7 @@ fn windows_stage(
             stage.cached = true;
             return Ok(());
         }
-        let encoder = Encoder::builder(&inputs.model)
-            .batch_size(config.encoder.batch_size)
-            .intra_threads(config.encoder.threads)
-            .build()?;
+        let encoder = config.encoder.builder(&inputs.model)?.build()?;
         let mut windows: Vec<(String, String)> = Vec::new();
         for doc in dataset.corpus()? {
             let doc = doc?;

@@ -29,6 +29,7 @@ pub(crate) fn store_paths(ctx: &Context<'_>) -> Result<TokenStores> {
         .dir(ctx.dataset.root())?
         .str(&t.special_tokens)
         .num(t.max_length as u64)
+        .str(&ctx.config.encoder.text_key())
         .finish();
     let dir = ctx.inputs.cache.join(format!("tokens-{key}"));
     let (corpus, queries) = (dir.join("corpus.tokens"), dir.join("queries.tokens"));
@@ -53,9 +54,9 @@ pub(crate) fn encode_stores<'p>(
 ) -> Result<Option<(&'p Path, &'p Path)>> {
     let (config, t) = (ctx.config, &ctx.config.tokens);
     let policy: SpecialTokens = t.special_tokens.parse()?;
-    let mut builder = Encoder::builder(&ctx.inputs.model)
-        .batch_size(config.encoder.batch_size)
-        .intra_threads(config.encoder.threads)
+    let mut builder = config
+        .encoder
+        .builder(&ctx.inputs.model)?
         .special_tokens(policy);
     if t.max_length > 0 {
         builder = builder.max_length(t.max_length);
