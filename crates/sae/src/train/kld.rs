@@ -141,3 +141,65 @@ pub(crate) fn loss_and_grad(
     }
     Ok((value, Tensor::cat(parts, 0)))
 }
+
+#[cfg(test)]
+mod tests {
+    //! The hand-written KL gradient against burn's autodiff on the same loss.
+    use super::*;
+    use crate::train::test_support::{close, host, random, tensor2};
+
+    #[test]
+    fn kl_gradient_equals_autodiff() {
+        let dev = crate::train::Backend::default_cpu()
+            .unwrap()
+            .device()
+            .unwrap();
+        let ad = dev.clone().autodiff();
+        // Rows: one before the group, 2 queries, 5 documents, one after.
+        let (rows, d) = (9, 4);
+        let group = Group {
+            start: 1,
+            queries: 2,
+            docs: 5,
+        };
+        let cfg = KldConfig {
+            coef: 0.7,
+            temperature: 0.5,
+            ..KldConfig::default()
+        };
+        let scale = 1.3f32;
+        let (x_host, h_host) = (random(rows * d, 11), random(rows * d, 12));
+        let x = tensor2(x_host.clone(), [rows, d], &dev);
+        let h = tensor2(h_host.clone(), [rows, d], &dev);
+        let (value, grad) = loss_and_grad(&group, &x, &h, &cfg, scale, rows, &dev).unwrap();
+
+        let tau = f64::from(cfg.temperature) * f64::from(scale).powi(2);
+        let xa = tensor2(x_host, [rows, d], &ad);
+        let ha = tensor2(h_host, [rows, d], &ad).require_grad();
+        let target = xa
+            .clone()
+            .narrow(0, 1, 2)
+            .matmul(xa.narrow(0, 3, 5).transpose())
+            .div_scalar(tau);
+        let scores = ha
+            .clone()
+            .narrow(0, 1, 2)
+            .matmul(ha.clone().narrow(0, 3, 5).transpose())
+            .div_scalar(tau);
+        let p = softmax(target.clone(), 1);
+        let kl = (p * (log_softmax(target, 1) - log_softmax(scores, 1)))
+            .sum()
+            .div_scalar(2.0);
+        let kl_value = f64::from(host(kl.clone())[0]);
+        assert!(
+            (value - kl_value).abs() <= 1e-5 * kl_value.abs().max(1.0),
+            "{value} vs {kl_value}"
+        );
+        let grads = kl.mul_scalar(f64::from(cfg.coef)).backward();
+        close(
+            &host(grad),
+            &host(ha.grad(&grads).unwrap()),
+            "d KL / d x_hat",
+        );
+    }
+}

@@ -20,6 +20,8 @@ mod optim;
 mod select;
 mod state;
 mod step;
+#[cfg(test)]
+mod test_support;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
