@@ -336,6 +336,28 @@ fn save_sae(path: &Path, d_in: usize, d_sae: usize, k: usize) {
     .unwrap();
 }
 
+/// `sae train` of a TopK SAE on `emb` into `out`: latents, k, epochs, batch size, warm-up.
+fn train_args(
+    emb: &Path,
+    out: &Path,
+    [latents, k, epochs, batch, warmup]: [usize; 5],
+) -> Vec<String> {
+    let mut args: Vec<String> = ["sae", "train", "--embeddings", p(emb), "--kind", "topk"]
+        .map(String::from)
+        .to_vec();
+    for (flag, value) in [
+        ("--latents", latents),
+        ("--k", k),
+        ("--epochs", epochs),
+        ("--batch-size", batch),
+        ("--warmup", warmup),
+    ] {
+        args.extend([flag.to_string(), value.to_string()]);
+    }
+    args.extend(["--out".to_string(), p(out).to_string()]);
+    args
+}
+
 #[test]
 fn kill_9_during_sae_training_never_pairs_a_checkpoint_with_another_state() {
     let tmp = tempfile::tempdir().unwrap();
@@ -343,28 +365,9 @@ fn kill_9_during_sae_training_never_pairs_a_checkpoint_with_another_state() {
     write_store(&emb, (0..4096).map(|i| format!("r{i}")), 16);
     let ckpt = tmp.path().join("sae.safetensors");
     let state = tmp.path().join("sae.state.safetensors");
-    let args = [
-        "sae",
-        "train",
-        "--embeddings",
-        p(&emb),
-        "--kind",
-        "topk",
-        "--latents",
-        "64",
-        "--k",
-        "4",
-        "--epochs",
-        "30",
-        "--batch-size",
-        "256",
-        "--warmup",
-        "10",
-        "--checkpoint-every",
-        "1",
-        "--out",
-        p(&ckpt),
-    ];
+    let mut args = train_args(&emb, &ckpt, [64, 4, 30, 256, 10]);
+    args.extend(["--checkpoint-every".to_string(), "1".to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mismatches = std::cell::Cell::new(0usize);
     kill_sweep(
         "sae train (checkpoint + resume state, every step)",
@@ -648,26 +651,8 @@ fn resuming_a_finished_training_run_keeps_its_log() {
     let emb = tmp.path().join("rows.safetensors");
     write_store(&emb, (0..512).map(|i| format!("r{i}")), 8);
     let ckpt = tmp.path().join("sae.safetensors");
-    let args = [
-        "sae",
-        "train",
-        "--embeddings",
-        p(&emb),
-        "--kind",
-        "topk",
-        "--latents",
-        "16",
-        "--k",
-        "2",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "128",
-        "--warmup",
-        "1",
-        "--out",
-        p(&ckpt),
-    ];
+    let args = train_args(&emb, &ckpt, [16, 2, 2, 128, 1]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     common::cli(&args);
     let log = tmp.path().join("sae.log.json");
     let before = std::fs::read(&log).unwrap();

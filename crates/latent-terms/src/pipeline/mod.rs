@@ -378,6 +378,28 @@ pub(crate) fn lt_bm25(k1: f32, b: f32) -> Result<Bm25> {
     })?)
 }
 
+/// The two hybrids of lexical BM25 and a latent run: RRF with `rrf_k`, and min-max
+/// linear fusion with `weight` on the latent run; tagged `tags`.
+pub(crate) fn hybrids(
+    lexical: &Run,
+    latent: &Run,
+    rrf_k: f64,
+    weight: f64,
+    depth: usize,
+    tags: (&str, &str),
+) -> Result<(Run, Run)> {
+    use latent_terms_eval::fusion::{Normalization, linear_fusion, reciprocal_rank_fusion};
+    let rrf = reciprocal_rank_fusion(&[lexical, latent], rrf_k, depth, tags.0)?;
+    let linear = linear_fusion(
+        &[lexical, latent],
+        &[1.0 - weight, weight],
+        Normalization::MinMax,
+        depth,
+        tags.1,
+    )?;
+    Ok((rrf, linear))
+}
+
 /// The run cached at `path` for the stage keyed `key`, or `f`'s run, saved and sealed there.
 pub(crate) fn cached_run(
     path: &Path,

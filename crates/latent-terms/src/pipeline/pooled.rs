@@ -7,10 +7,10 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use crate::pipeline::hybrids;
 use latent_terms_encoders::{Embeddings, EmbeddingsStore};
 use latent_terms_eval::Qrels;
 use latent_terms_eval::Run;
-use latent_terms_eval::fusion::{Normalization, linear_fusion, reciprocal_rank_fusion};
 use latent_terms_sae::{EncodeOptions, SaeEncoder, SaeWeights, SparseCode};
 use latent_terms_sparse_index::{DotProduct, Index, IndexStats, Query, Scorer};
 
@@ -303,19 +303,13 @@ pub(crate) fn run(
         .find(|r| r.0 == params.hybrid_latent)
         .map(|r| r.1.clone())
         .ok_or_else(|| Error::Invalid("no hybrid latent run".into()))?;
-    let rrf = reciprocal_rank_fusion(
-        &[&lexical.test_run, &best],
+    let (rrf, linear) = hybrids(
+        &lexical.test_run,
+        &best,
         config.scoring.rrf_k,
+        params.linear_weight,
         depth,
-        "hybrid-rrf",
-    )?;
-    let w = params.linear_weight;
-    let linear = linear_fusion(
-        &[&lexical.test_run, &best],
-        &[1.0 - w, w],
-        Normalization::MinMax,
-        depth,
-        "hybrid-linear",
+        ("hybrid-rrf", "hybrid-linear"),
     )?;
     runs.push(("hybrid-rrf".into(), rrf));
     runs.push(("hybrid-linear".into(), linear));

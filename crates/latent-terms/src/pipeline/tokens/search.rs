@@ -1,7 +1,7 @@
 //! Stage 4: the token index searched with BM25 and CL-SR, and fused with lexical BM25.
 
+use crate::pipeline::hybrids;
 use latent_terms_eval::Run;
-use latent_terms_eval::fusion::{Normalization, linear_fusion, reciprocal_rank_fusion};
 use latent_terms_sparse_index::{Query, Scorer};
 use serde::{Deserialize, Serialize};
 
@@ -125,19 +125,13 @@ pub(crate) fn runs(
     let tokens_clsr = s
         .index
         .run(s.test, &clsr(c1, cb, c2)?, depth, "lt-tokens-clsr")?;
-    let rrf = reciprocal_rank_fusion(
-        &[s.lexical_test, &tokens_bm25],
+    let (rrf, linear) = hybrids(
+        s.lexical_test,
+        &tokens_bm25,
         config.scoring.rrf_k,
+        params.linear_weight,
         depth,
-        "hybrid-tokens-rrf",
-    )?;
-    let w = params.linear_weight;
-    let linear = linear_fusion(
-        &[s.lexical_test, &tokens_bm25],
-        &[1.0 - w, w],
-        Normalization::MinMax,
-        depth,
-        "hybrid-tokens-linear",
+        ("hybrid-tokens-rrf", "hybrid-tokens-linear"),
     )?;
     let latency = Latency::measure(s.index.index(), s.test, &bm25)?;
     Ok((
