@@ -1,12 +1,13 @@
 //! `latent-terms export`, `import-ciff` and `search` end to end on LIMIT-small (shipped in
 //! examples/data): a CIFF round trip reproduces the BM25 run (to f32 rounding), quantized search
-//! matches the exported Anserini files, and the OpenSearch files are well formed.
+//! matches the exported Anserini files, and the OpenSearch files are well formed; an SAE
+//! exported in SAELens' layout encodes like the checkpoint it came from.
 
 mod common;
 
 use std::path::Path;
 
-use common::{cli, dataset, p};
+use common::{cli, dataset, p, save_sae, write_store};
 use std::process::Command;
 
 #[test]
@@ -208,4 +209,51 @@ fn ciff_round_trip_anserini_and_opensearch_exports() {
         .output()
         .expect("runs");
     assert!(!out.status.success());
+}
+
+#[test]
+fn saelens_export_encodes_like_its_checkpoint() {
+    use latent_terms::sae::Latents;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let emb = d.join("rows.safetensors");
+    write_store(&emb, (0..200).map(|i| format!("r{i}")), 16);
+    let sae = d.join("sae.safetensors");
+    save_sae(&sae, 16, 48, 4);
+    let saelens = d.join("saelens");
+    let said = cli(&[
+        "sae",
+        "export-saelens",
+        "--sae",
+        p(&sae),
+        "--out",
+        p(&saelens),
+    ]);
+    assert!(said.contains("topk"), "{said}");
+    assert!(
+        saelens.join("cfg.json").is_file() && saelens.join("sae_weights.safetensors").is_file()
+    );
+    let encode = |from: &Path, out: &Path| {
+        cli(&[
+            "sae",
+            "encode",
+            "--sae",
+            p(from),
+            "--embeddings",
+            p(&emb),
+            "--out",
+            p(out),
+        ]);
+        Latents::load(out).expect("latents")
+    };
+    let ours = encode(&sae, &d.join("file.latents"));
+    let theirs = encode(&saelens, &d.join("dir.latents"));
+    assert_eq!(ours.ids, theirs.ids);
+    assert_eq!(ours.codes.len(), 200);
+    for (a, b) in ours.codes.iter().zip(&theirs.codes) {
+        assert_eq!(a.indices, b.indices);
+        for (x, y) in a.values.iter().zip(&b.values) {
+            assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+        }
+    }
 }

@@ -29,7 +29,7 @@ use latent_terms::lexical::LexicalIndex;
 use latent_terms::sae::{Latents, SaeConfig, SaeKind, SaeWeights, SparseCode, TrainState};
 use latent_terms::sparse_index::Index;
 
-use common::{dataset, p};
+use common::{dataset, p, save_sae, write_store};
 
 /// What a sweep saw.
 #[derive(Debug, Default)]
@@ -299,41 +299,6 @@ fn kill_9_during_bm25_leaves_the_old_or_the_new_index_and_run() {
         left.is_empty(),
         "temporary files left after a clean run: {left:?}"
     );
-}
-
-/// An embeddings store of deterministic pseudo-random rows, one per id.
-fn write_store(path: &Path, ids: impl IntoIterator<Item = String>, dim: usize) {
-    use latent_terms::encoders::{Pooling, StoreMetadata, StoreWriter};
-    let meta = StoreMetadata {
-        model: "random".into(),
-        pooling: Pooling::Mean,
-        normalized: false,
-        dim,
-        prefix: String::new(),
-    };
-    let mut writer = StoreWriter::create(path, meta, StoreDtype::F32).unwrap();
-    for (i, id) in ids.into_iter().enumerate() {
-        let row: Vec<f32> = (0..dim)
-            .map(|j| ((i * 31 + j * 17) as f32 * 0.618).sin())
-            .collect();
-        writer.append_row(&id, &row).unwrap();
-    }
-    writer.finish().unwrap();
-}
-
-/// Saves a TopK SAE of `d_in` inputs, `d_sae` latents and `k`, with fixed weights.
-fn save_sae(path: &Path, d_in: usize, d_sae: usize, k: usize) {
-    SaeWeights {
-        config: SaeConfig::new(SaeKind::TopK, d_in, d_sae, k).unwrap(),
-        w_enc: (0..d_in * d_sae).map(|i| (i as f32 * 0.37).sin()).collect(),
-        b_enc: vec![0.0; d_sae],
-        w_dec: (0..d_sae * d_in)
-            .map(|i| (i as f32 * 0.11).cos() / 8.0)
-            .collect(),
-        b_dec: vec![0.0; d_in],
-    }
-    .save(path)
-    .unwrap();
 }
 
 /// `sae train` of a TopK SAE on `emb` into `out`: latents, k, epochs, batch size, warm-up.

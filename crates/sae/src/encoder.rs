@@ -6,7 +6,7 @@ use ndarray::{ArrayView2, Axis};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result, check_rows};
-use crate::weights::SaeWeights;
+use crate::weights::{SaeConfig, SaeWeights};
 
 /// Rows encoded per GEMM call: large enough for an efficient GEMM, small enough that
 /// the `[rows, d_sae]` pre-activation block stays in cache-friendly memory per thread.
@@ -255,7 +255,7 @@ impl SaeEncoder {
         Ok(blocks.into_iter().flatten().collect())
     }
 
-    fn rule(&self, options: &EncodeOptions) -> Result<Rule> {
+    fn rule(&self, options: &EncodeOptions) -> Result<Rule<'_>> {
         let m = self.d_sae();
         let cap = match options.cap {
             Some(0) => {
@@ -273,6 +273,7 @@ impl SaeEncoder {
             Activation::TopK(k) => Ok(Rule {
                 keep: k.min(cap),
                 threshold: 0.0,
+                per_latent: None,
             }),
             Activation::Threshold(t) if !t.is_finite() => {
                 Err(Error::InvalidConfig("the threshold is not finite".into()))
@@ -280,13 +281,22 @@ impl SaeEncoder {
             Activation::Threshold(t) => Ok(Rule {
                 keep: cap,
                 threshold: t.max(0.0),
+                per_latent: None,
             }),
-            Activation::StoredThreshold => match self.weights.config.threshold {
-                Some(t) => Ok(Rule {
+            Activation::StoredThreshold => match &self.weights.config {
+                c if c.latent_thresholds.is_some() => Ok(Rule {
+                    keep: cap,
+                    threshold: 0.0,
+                    per_latent: c.latent_thresholds.as_deref(),
+                }),
+                SaeConfig {
+                    threshold: Some(t), ..
+                } => Ok(Rule {
                     keep: cap,
                     threshold: t.max(0.0),
+                    per_latent: None,
                 }),
-                None => Err(Error::InvalidConfig(
+                _ => Err(Error::InvalidConfig(
                     "this SAE has no stored threshold (train it as batchtopk); use top-k".into(),
                 )),
             },
@@ -319,18 +329,24 @@ impl SaeEncoder {
     }
 }
 
-/// Keep the `keep` largest pre-activations above `threshold` (ties to the lower latent id).
-struct Rule {
+/// Keep the `keep` largest pre-activations above `threshold`, or above each latent's own
+/// threshold and 0 (JumpReLU) when `per_latent` is set; ties go to the lower latent id.
+struct Rule<'a> {
     keep: usize,
     threshold: f32,
+    per_latent: Option<&'a [f32]>,
 }
 
-impl Rule {
+impl Rule<'_> {
     fn select(&self, pre: &[f32]) -> SparseCode {
+        let above = |i: usize, v: f32| match self.per_latent {
+            Some(t) => v > 0.0 && v > t[i],
+            None => v > self.threshold,
+        };
         let mut active: Vec<(u32, f32)> = pre
             .iter()
             .enumerate()
-            .filter(|&(_, &v)| v > self.threshold)
+            .filter(|&(i, &v)| above(i, v))
             .map(|(i, &v)| (i as u32, v))
             .collect();
         if active.len() > self.keep {

@@ -5,6 +5,8 @@
 //!   with SAELens tensor names and a cfg JSON).
 //! * [`SaeEncoder`]: burn-free, multi-threaded inference — embeddings to sparse codes by
 //!   top-k or by the stored threshold, with an optional cap, and back.
+//! * [`saelens`]: SAELens' directory layout (`cfg.json` + `sae_weights.safetensors`), read
+//!   and written; [`SaeWeights::load`] and [`SaeEncoder::load`] take such a directory too.
 //! * [`Latents`]: a collection's sparse codes with their ids, as one file.
 //! * [`mean_square_norm_scale`]: the input scale `c` that makes rows' mean squared norm
 //!   `d_in`; stored as [`SaeConfig::input_scale`] and applied by [`SaeEncoder`].
@@ -31,6 +33,7 @@ mod encoder;
 mod error;
 mod latents;
 mod resume;
+pub mod saelens;
 mod scale;
 mod seal;
 mod weights;

@@ -104,6 +104,11 @@ pub struct SaeConfig {
     /// Absent from older checkpoints, which load as `None`.
     #[serde(default)]
     pub input_scale: Option<f32>,
+    /// Per-latent thresholds (`[d_sae]`), as SAELens' JumpReLU SAEs have them; when set
+    /// they replace [`SaeConfig::threshold`] in the stored-threshold rule. Kept in the
+    /// checkpoint's `threshold` tensor, not in the cfg JSON.
+    #[serde(skip)]
+    pub latent_thresholds: Option<Vec<f32>>,
     /// Free-form provenance: training settings, data, steps.
     #[serde(default)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
@@ -137,6 +142,7 @@ impl SaeConfig {
             kind,
             threshold: None,
             input_scale: None,
+            latent_thresholds: None,
             metadata: serde_json::Map::new(),
         })
     }
@@ -235,6 +241,20 @@ impl SaeWeights {
         if c.threshold.is_some_and(|t| !t.is_finite()) {
             return Err(Error::InvalidConfig("the threshold is not finite".into()));
         }
+        if let Some(t) = &c.latent_thresholds {
+            if t.len() != c.d_sae {
+                return Err(Error::InvalidConfig(format!(
+                    "{} per-latent thresholds for {} latents",
+                    t.len(),
+                    c.d_sae
+                )));
+            }
+            if let Some(i) = t.iter().position(|v| !v.is_finite()) {
+                return Err(Error::InvalidConfig(format!(
+                    "threshold[{i}] is not finite"
+                )));
+            }
+        }
         if let Some(s) = c.input_scale
             && !(s.is_finite() && s > 0.0)
         {
@@ -245,8 +265,12 @@ impl SaeWeights {
         Ok(())
     }
 
-    fn threshold_tensor(&self) -> Vec<f32> {
-        vec![self.config.threshold.unwrap_or(0.0); self.config.d_sae]
+    /// The `threshold` tensor: the per-latent thresholds, or the global one repeated.
+    pub(crate) fn threshold_tensor(&self) -> Vec<f32> {
+        match &self.config.latent_thresholds {
+            Some(t) => t.clone(),
+            None => vec![self.config.threshold.unwrap_or(0.0); self.config.d_sae],
+        }
     }
 
     /// Writes the checkpoint atomically to `path`, and the cfg JSON to `<stem>.cfg.json`.
@@ -305,8 +329,13 @@ impl SaeWeights {
     /// (which covers the cfg too, except in files written before format
     /// `latent-terms-sae/2`), or whose tensors do not have the shapes its configuration
     /// states.
+    ///
+    /// A directory is read as SAELens' layout ([`SaeWeights::load_saelens`]).
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
+        if path.is_dir() {
+            return Self::load_saelens(path);
+        }
         let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
         Self::from_bytes(&bytes).map_err(|reason| Error::checkpoint(path, reason))
     }
@@ -364,13 +393,17 @@ impl SaeWeights {
         }
         let mut it = arrays.into_iter();
         let mut next = || it.next().unwrap_or_default();
-        let weights = SaeWeights {
+        let mut weights = SaeWeights {
             config,
             w_enc: next(),
             b_enc: next(),
             w_dec: next(),
             b_dec: next(),
         };
+        let threshold = next();
+        if threshold != weights.threshold_tensor() {
+            weights.config.latent_thresholds = Some(threshold);
+        }
         weights.validate().map_err(|e| e.to_string())?;
         Ok(weights)
     }

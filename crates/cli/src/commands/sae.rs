@@ -1,4 +1,5 @@
-//! `latent-terms sae train|encode`: sparse autoencoders over embeddings stores.
+//! `latent-terms sae train|encode|reconstruct|export-saelens`: sparse autoencoders over
+//! embeddings stores.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,19 @@ pub(crate) enum SaeCommand {
     /// Encode then decode an embeddings store: the SAE's reconstructions, as a store that
     /// `latent-terms dense` searches (the reconstructed-dense baseline).
     Reconstruct(EncodeArgs),
+    /// Write an SAE as a SAELens directory (`cfg.json`, `sae_weights.safetensors`) that
+    /// SAELens' `SAE.load_from_disk` reads. Every `--sae` flag also takes such a directory.
+    ExportSaelens(ExportSaelensArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct ExportSaelensArgs {
+    /// SAE checkpoint (or SAELens directory).
+    #[arg(long)]
+    sae: PathBuf,
+    /// Directory to write.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -138,6 +152,7 @@ pub(crate) fn run(command: &SaeCommand) -> CliResult {
         SaeCommand::Train(args) => train(args),
         SaeCommand::Encode(args) => encode(args),
         SaeCommand::Reconstruct(args) => reconstruct(args),
+        SaeCommand::ExportSaelens(args) => export_saelens(args),
     }
 }
 
@@ -516,6 +531,21 @@ fn reconstruct(args: &EncodeArgs) -> CliResult {
             "avg_latents": nnz as f64 / emb.rows().max(1) as f64,
             "nmse": se / spread.max(1e-12),
         })
+    );
+    Ok(())
+}
+
+fn export_saelens(args: &ExportSaelensArgs) -> CliResult {
+    let weights = latent_terms::sae::SaeWeights::load(&args.sae)?;
+    weights.save_saelens(&args.out)?;
+    let c = &weights.config;
+    println!(
+        "wrote {} (SAELens architecture {}, k {}, d_in {}, d_sae {}; input scale folded into the weights)",
+        args.out.display(),
+        weights.saelens_architecture(),
+        c.k,
+        c.d_in,
+        c.d_sae
     );
     Ok(())
 }
