@@ -175,11 +175,18 @@ impl SaeWeights {
                 format!("{size} bytes is too large for a SAELens cfg.json"),
             ));
         }
-        let cfg_text = fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
+        let cfg_text = fs::read(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
         let bytes = fs::read(&weights_path).map_err(|e| Error::io(&weights_path, e))?;
-        let tensors = read_tensors(&bytes, &cfg_text)
-            .map_err(|reason| Error::checkpoint(&weights_path, reason))?;
-        from_saelens(&cfg_text, tensors).map_err(|reason| Error::checkpoint(&cfg_path, reason))
+        Self::from_saelens_bytes(&cfg_text, &bytes).map_err(|reason| Error::checkpoint(dir, reason))
+    }
+
+    /// Parses a SAELens directory's two files from memory (`cfg.json`'s bytes, then
+    /// `sae_weights.safetensors`'); the error says what is wrong and in which file.
+    pub fn from_saelens_bytes(cfg: &[u8], weights: &[u8]) -> std::result::Result<Self, String> {
+        let cfg_text = std::str::from_utf8(cfg).map_err(|e| format!("{SAELENS_CFG}: {e}"))?;
+        let tensors = read_tensors(weights, cfg_text)
+            .map_err(|reason| format!("{SAELENS_WEIGHTS}: {reason}"))?;
+        from_saelens(cfg_text, tensors).map_err(|reason| format!("{SAELENS_CFG}: {reason}"))
     }
 }
 
