@@ -355,6 +355,39 @@ fn the_threshold_rule_needs_and_uses_a_batchtopk_threshold() {
     assert_eq!(top.avg_latents_per_doc, 16.0);
 }
 
+/// `sae.kind = "kld"` trains the pooled SAE with the contrastive KL term on pairs from a
+/// dense nearest-neighbour run (no relevance labels), and the report says so.
+#[test]
+fn the_kld_trainer_runs_in_the_pipeline_on_dense_neighbour_pairs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = LimitSpec {
+        docs: 30,
+        core_docs: 15,
+        queries: 12,
+        likes_per_doc: 4,
+        seed: 17,
+    };
+    let inputs = toy_inputs(tmp.path(), &spec, 0);
+    let config = PipelineConfig::from_json(
+        r#"{"representation": "pooled", "sae": {"kind": "kld", "d_sae": 96, "k": 6, "epochs": 20,
+            "batch_size": 32, "kld": {"neighbours": 3, "queries_per_batch": 8}},
+            "inference": {"doc_k": 16, "query_k": 8}, "depth": 10}"#,
+    )
+    .unwrap();
+    let report = pipeline::run(&inputs, &config, &Quiet).unwrap();
+    assert_eq!(report.sae_kind, "kld");
+    assert!(
+        report.sae_training_corpus.contains("KLD pairs: 12 rows × 3 dense neighbours"),
+        "{}",
+        report.sae_training_corpus
+    );
+    assert!(report.nmse.is_finite());
+    // The KL term does not apply to token rows: refused before any work.
+    let tokens = PipelineConfig::from_json(r#"{"tokens": {"sae": {"kind": "kld"}}}"#).unwrap();
+    let err = pipeline::run(&inputs, &tokens, &Quiet).unwrap_err().to_string();
+    assert!(err.contains("token rows"), "{err}");
+}
+
 #[test]
 fn embeddings_of_another_corpus_are_a_typed_error() {
     let tmp = tempfile::tempdir().unwrap();

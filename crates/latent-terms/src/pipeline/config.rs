@@ -96,6 +96,27 @@ impl PipelineConfig {
                 self.sae.k, self.sae.d_sae
             ));
         }
+        if !["topk", "batchtopk", "kld"].contains(&self.sae.kind.as_str()) {
+            return bad(format!(
+                "sae.kind must be topk, batchtopk or kld, got {:?}",
+                self.sae.kind
+            ));
+        }
+        if let Some(kld) = &self.sae.kld {
+            let ok = kld.coef >= 0.0
+                && kld.coef.is_finite()
+                && kld.temperature > 0.0
+                && kld.neighbours > 0
+                && kld.queries_per_batch > 0
+                && kld.docs_per_query > 0;
+            if !ok {
+                return bad(
+                    "sae.kld: coef ≥ 0, temperature > 0, and positive neighbours, \
+                     queries_per_batch and docs_per_query"
+                        .into(),
+                );
+            }
+        }
         if self.inference.doc_k == 0 || self.inference.query_k == 0 {
             return bad("inference: doc_k and query_k must be positive".into());
         }
@@ -110,6 +131,14 @@ impl PipelineConfig {
                     "tokens.sae: need 0 < k < d_sae, got k {} and d_sae {}",
                     t.sae.k, t.sae.d_sae
                 ));
+            }
+            if t.sae.kind == "kld" {
+                return bad(
+                    "tokens.sae.kind \"kld\" is not supported: the contrastive KL term needs \
+                     query → document pairs, which token rows do not have; use topk or \
+                     batchtopk (sae.kind \"kld\" trains the pooled SAE on dense-neighbour pairs)"
+                        .into(),
+                );
             }
             if t.k.is_some_and(|k| k == 0 || k > t.sae.d_sae) {
                 return bad("tokens.k must be in 1..=tokens.sae.d_sae".into());
@@ -224,7 +253,8 @@ impl Default for EncoderSettings {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SaeSettings {
-    /// `topk` or `batchtopk`.
+    /// `topk`, `batchtopk` or `kld` (TopK with the contrastive KL term of Kang et al.,
+    /// on pairs from a dense nearest-neighbour run: [`KldSettings`]).
     pub kind: String,
     /// Latents.
     pub d_sae: usize,
@@ -248,6 +278,42 @@ pub struct SaeSettings {
     /// backend built in). Part of the cache key: backends differ in the last bits.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
+    /// Settings of the `kld` kind (`None`: [`KldSettings::default`]); ignored by the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kld: Option<KldSettings>,
+}
+
+/// The contrastive KL term of a `kld` SAE. No relevance labels are used: each training
+/// query row (the collection's queries and the extra training stores) is paired with its
+/// `neighbours` nearest corpus rows by dense dot product, and the term keeps each query's
+/// score distribution over its group's documents on the reconstructions close to the one on
+/// the original embeddings. With no query rows, documents are paired with their nearest
+/// other documents.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KldSettings {
+    /// Weight λ of the KL term against the reconstruction MSE.
+    pub coef: f32,
+    /// Softmax temperature τ over dot products.
+    pub temperature: f32,
+    /// Dense nearest corpus rows paired with each query row.
+    pub neighbours: usize,
+    /// Queries per step (their documents are drawn from their neighbours).
+    pub queries_per_batch: usize,
+    /// Documents drawn per query and step.
+    pub docs_per_query: usize,
+}
+
+impl Default for KldSettings {
+    fn default() -> Self {
+        KldSettings {
+            coef: 1.0,
+            temperature: 0.05,
+            neighbours: 16,
+            queries_per_batch: 32,
+            docs_per_query: 4,
+        }
+    }
 }
 
 impl Default for SaeSettings {
@@ -264,6 +330,7 @@ impl Default for SaeSettings {
             seed: 0,
             warmup_steps: None,
             backend: None,
+            kld: None,
         }
     }
 }
@@ -379,6 +446,7 @@ impl Default for TokenSettings {
                 seed: 0,
                 warmup_steps: Some(50),
                 backend: None,
+                kld: None,
             },
             max_training_tokens: 1_200_000,
             tokens_per_text: None,

@@ -16,7 +16,7 @@ use latent_terms_sparse_index::{DotProduct, Index, IndexStats, Query, Scorer};
 
 use super::report::ChosenParams;
 use super::stages::{Context, DenseStage, LexicalStage, dense_run_rows, gather};
-use super::training::{CachedSae, SaeSummary, given_sae_summary};
+use super::training::{CachedSae, SaeSummary, dense_neighbour_pairs, given_sae_summary};
 use super::{
     ActivationRule, CacheEntry, CacheKey, Clock, PipelineConfig, Progress, best_linear_weight,
     best_of, cached_run, clsr, clsr_grid, lt_bm25, max_pool, ndcg10, pairs, strongest,
@@ -90,33 +90,57 @@ pub(crate) fn run(
         }
         let mut rows: Vec<f32> = corpus.data().to_vec();
         let mut parts = vec![format!("{} corpus ({} passages)", ctx.name, corpus.rows())];
+        // Row ranges of query texts, which the KLD trainer pairs with their dense neighbours.
+        let mut query_rows = Vec::new();
+        let here = |rows: &Vec<f32>| rows.len() / dim.max(1);
         if config.train_on_queries {
+            let start = here(&rows);
             rows.extend_from_slice(dense.queries.data());
+            query_rows.push(start..here(&rows));
             parts.push(format!(
                 "{} queries ({}, all splits, text only)",
                 ctx.name,
                 dense.queries.rows()
             ));
         }
-        let mut extra = |path: &PathBuf, label: String| -> Result<()> {
+        let mut extra = |path: &PathBuf, label: String, queries: bool| -> Result<()> {
             let store = EmbeddingsStore::open(path)?;
             dense.store.check(store.metadata())?;
+            let start = here(&rows);
             rows.extend_from_slice(store.load()?.data());
+            if queries {
+                query_rows.push(start..here(&rows));
+            }
             parts.push(format!("{label} ({} rows)", store.rows()));
             Ok(())
         };
         if let Some(path) = &dense.windows {
-            extra(path, format!("{} passage windows", ctx.name))?;
+            extra(path, format!("{} passage windows", ctx.name), false)?;
         }
         for p in &config.extra_training_stores {
-            extra(p, p.display().to_string())?;
+            extra(p, p.display().to_string(), true)?;
         }
         let n = rows.len() / dim.max(1);
         progress.note(&format!(
             "training the SAE on {n} rows: {}",
             parts.join(" + ")
         ));
-        entry.train(&rows, dim, &config.sae, false, parts.join(" + "), progress)
+        let pairs = if config.sae.kind == "kld" {
+            let k = config.sae.kld.clone().unwrap_or_default().neighbours;
+            let pairs = dense_neighbour_pairs(&rows, dim, 0..corpus.rows(), &query_rows, k)?;
+            progress.note(&format!(
+                "KLD pairs: {} query rows, each with its {k} nearest passages by dense dot product",
+                pairs.len()
+            ));
+            parts.push(format!(
+                "KLD pairs: {} rows × {k} dense neighbours",
+                pairs.len()
+            ));
+            pairs
+        } else {
+            Vec::new()
+        };
+        entry.train(&rows, dim, &config.sae, false, pairs, parts.join(" + "), progress)
     })?;
     let d_sae = weights.config.d_sae;
     let (sae_kind, sae_k) = (weights.config.kind.as_str().to_owned(), weights.config.k);

@@ -1,5 +1,6 @@
 //! SAE training shared by both representations, and the summary cached beside an SAE.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use latent_terms_sae::SaeWeights;
@@ -53,17 +54,20 @@ impl CachedSae {
     }
 
     /// Trains an SAE on `rows` (described as `corpus`), saves it and its summary here.
+    /// `pairs` (query row → document rows) are the KLD trainer's; empty for the others.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn train(
         &self,
         rows: &[f32],
         dim: usize,
         settings: &SaeSettings,
         input_scaling: bool,
+        pairs: Vec<(usize, Vec<usize>)>,
         corpus: String,
         progress: &dyn Progress,
     ) -> Result<(SaeWeights, SaeSummary)> {
         let (weights, training_nmse, validation_nmse, dead_fraction) =
-            train_sae(rows, dim, settings, input_scaling, progress)?;
+            train_sae(rows, dim, settings, input_scaling, pairs, progress)?;
         weights.save(&self.weights)?;
         let summary = SaeSummary {
             training_nmse,
@@ -129,15 +133,62 @@ pub(crate) fn given_sae_summary(sae: &Path) -> SaeSummary {
     }
 }
 
+/// Pairs each query row (the `queries` row ranges of `rows`) with its `k` nearest rows of
+/// the `docs` range by dot product: the KLD trainer's groups, made without relevance
+/// labels. With no query rows, each document is paired with its nearest other documents.
+pub(crate) fn dense_neighbour_pairs(
+    rows: &[f32],
+    dim: usize,
+    docs: Range<usize>,
+    queries: &[Range<usize>],
+    k: usize,
+) -> Result<Vec<(usize, Vec<usize>)>> {
+    use latent_terms_encoders::{Embeddings, SearchOptions, search};
+    let block = |range: Range<usize>| -> Result<Embeddings> {
+        let ids = range.clone().map(|i| i.to_string()).collect();
+        Ok(Embeddings::new(
+            ids,
+            dim,
+            rows[range.start * dim..range.end * dim].to_vec(),
+        )?)
+    };
+    let doc_block = block(docs.clone())?;
+    let self_pairs = queries.iter().all(|r| r.is_empty());
+    let query_ranges = if self_pairs {
+        vec![docs]
+    } else {
+        queries.to_vec()
+    };
+    let mut pairs = Vec::new();
+    for range in query_ranges {
+        let hits = search(
+            &block(range.clone())?,
+            &doc_block,
+            &SearchOptions::top(k + usize::from(self_pairs)),
+        )?;
+        for (q, hits) in range.zip(hits) {
+            let neighbours: Vec<usize> = hits
+                .iter()
+                .filter_map(|(id, _)| id.parse().ok())
+                .filter(|&d| !(self_pairs && d == q))
+                .take(k)
+                .collect();
+            pairs.push((q, neighbours));
+        }
+    }
+    Ok(pairs)
+}
+
 #[cfg(any(feature = "flex", feature = "ndarray", feature = "cuda"))]
 fn train_sae(
     rows: &[f32],
     dim: usize,
     s: &SaeSettings,
     input_scaling: bool,
+    pairs: Vec<(usize, Vec<usize>)>,
     progress: &dyn Progress,
 ) -> Result<(SaeWeights, f64, Option<f64>, f64)> {
-    use latent_terms_sae::train::{Backend, TrainConfig, TrainSet, Trainer};
+    use latent_terms_sae::train::{Backend, KldConfig, TrainConfig, TrainSet, Trainer};
     let kind: latent_terms_sae::SaeKind = s.kind.parse()?;
     let n = rows.len() / dim.max(1);
     let mut tc = TrainConfig::new(kind, s.d_sae, s.k);
@@ -151,10 +202,17 @@ fn train_sae(
     if let Some(w) = s.warmup_steps {
         tc.optim.warmup_steps = w;
     }
+    let kld = s.kld.clone().unwrap_or_default();
+    tc.kld = KldConfig {
+        coef: kld.coef,
+        temperature: kld.temperature,
+        queries_per_batch: kld.queries_per_batch,
+        docs_per_query: kld.docs_per_query,
+    };
     for warning in tc.warnings(n) {
         progress.note(&format!("warning: {warning}"));
     }
-    let set = TrainSet::new(rows, dim)?;
+    let set = TrainSet::new(rows, dim)?.with_pairs(pairs)?;
     let backend = match &s.backend {
         Some(name) => name.parse::<Backend>()?,
         None => Backend::default_cpu()?,
@@ -199,6 +257,7 @@ fn train_sae(
     _: usize,
     _: &SaeSettings,
     _: bool,
+    _: Vec<(usize, Vec<usize>)>,
     _: &dyn Progress,
 ) -> Result<(SaeWeights, f64, Option<f64>, f64)> {
     Err(Error::Invalid(
@@ -209,6 +268,17 @@ fn train_sae(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dense_neighbours_pair_queries_with_their_nearest_documents() {
+        // Documents 0..3 on the axes and the diagonal; queries 3..5 near documents 1 and 2.
+        let rows = [1.0, 0.0, 0.0, 1.0, 0.7, 0.7, 0.1, 0.9, 0.6, 0.8];
+        let pairs = dense_neighbour_pairs(&rows, 2, 0..3, &[3..5], 2).unwrap();
+        assert_eq!(pairs, vec![(3, vec![1, 2]), (4, vec![2, 1])]);
+        // Without query rows, documents pair with their nearest other documents.
+        let pairs = dense_neighbour_pairs(&rows, 2, 0..3, &[], 1).unwrap();
+        assert_eq!(pairs, vec![(0, vec![2]), (1, vec![2]), (2, vec![0])]);
+    }
 
     #[test]
     fn a_given_sae_is_described_by_the_summary_beside_it() {

@@ -89,6 +89,7 @@ pub(crate) fn train(
         sample.dim,
         &settings,
         true,
+        Vec::new(),
         sample.parts.join(" + "),
         progress,
     )?;
