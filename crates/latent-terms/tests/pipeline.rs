@@ -377,14 +377,18 @@ fn the_kld_trainer_runs_in_the_pipeline_on_dense_neighbour_pairs() {
     let report = pipeline::run(&inputs, &config, &Quiet).unwrap();
     assert_eq!(report.sae_kind, "kld");
     assert!(
-        report.sae_training_corpus.contains("KLD pairs: 12 rows × 3 dense neighbours"),
+        report
+            .sae_training_corpus
+            .contains("KLD pairs: 12 rows × 3 dense neighbours"),
         "{}",
         report.sae_training_corpus
     );
     assert!(report.nmse.is_finite());
     // The KL term does not apply to token rows: refused before any work.
     let tokens = PipelineConfig::from_json(r#"{"tokens": {"sae": {"kind": "kld"}}}"#).unwrap();
-    let err = pipeline::run(&inputs, &tokens, &Quiet).unwrap_err().to_string();
+    let err = pipeline::run(&inputs, &tokens, &Quiet)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("token rows"), "{err}");
 }
 

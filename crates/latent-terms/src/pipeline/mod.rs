@@ -49,8 +49,8 @@ pub use cache::{CACHE_FORMAT, CacheKey};
 pub(crate) use cache::{CacheEntry, Lookup, check_report_file, write_report_file};
 pub use chunks::{max_pool, strongest, window_id, window_owner, word_windows};
 pub use config::{
-    ActivationRule, ChunkSettings, EncoderSettings, InferenceSettings, PipelineConfig,
-    KldSettings, Representation, SaeSettings, ScoringSettings, TokenSettings, TuningSettings,
+    ActivationRule, ChunkSettings, EncoderSettings, InferenceSettings, KldSettings, PipelineConfig,
+    Representation, SaeSettings, ScoringSettings, TokenSettings, TuningSettings,
 };
 pub use latent_index::{LatentIndex, code_to_query, code_to_vector};
 pub use limit::{LimitCollection, LimitSpec, generate_limit, write_limit};

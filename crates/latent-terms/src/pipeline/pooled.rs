@@ -140,7 +140,15 @@ pub(crate) fn run(
         } else {
             Vec::new()
         };
-        entry.train(&rows, dim, &config.sae, false, pairs, parts.join(" + "), progress)
+        entry.train(
+            &rows,
+            dim,
+            &config.sae,
+            false,
+            pairs,
+            parts.join(" + "),
+            progress,
+        )
     })?;
     let d_sae = weights.config.d_sae;
     let (sae_kind, sae_k) = (weights.config.kind.as_str().to_owned(), weights.config.k);

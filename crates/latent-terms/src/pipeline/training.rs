@@ -273,7 +273,8 @@ mod tests {
     fn dense_neighbours_pair_queries_with_their_nearest_documents() {
         // Documents 0..3 on the axes and the diagonal; queries 3..5 near documents 1 and 2.
         let rows = [1.0, 0.0, 0.0, 1.0, 0.7, 0.7, 0.1, 0.9, 0.6, 0.8];
-        let pairs = dense_neighbour_pairs(&rows, 2, 0..3, &[3..5], 2).unwrap();
+        let queries = [Range { start: 3, end: 5 }];
+        let pairs = dense_neighbour_pairs(&rows, 2, 0..3, &queries, 2).unwrap();
         assert_eq!(pairs, vec![(3, vec![1, 2]), (4, vec![2, 1])]);
         // Without query rows, documents pair with their nearest other documents.
         let pairs = dense_neighbour_pairs(&rows, 2, 0..3, &[], 1).unwrap();
