@@ -198,22 +198,31 @@ fn tsv_safe(s: &str) -> String {
         .collect()
 }
 
-#[test]
-fn anserini_agrees_with_our_bm25_and_dot_product_over_exported_impacts() {
+/// Anserini and SciFact, or `None` after saying which is missing (a failure where `CI` is
+/// set, for the assets).
+fn lucene_and_scifact() -> Option<(Lucene, PathBuf)> {
     let data = root().join("../shared/data/scifact");
     let Some(lucene) = Lucene::find() else {
         latent_terms_io::missing_asset(
             "SKIPPED: assets/lucene is missing; run scripts/setup-assets --lucene to fetch Anserini and Java",
         );
-        return;
+        return None;
     };
     if !data.join("corpus.jsonl").is_file() && !data.join("corpus.jsonl.gz").is_file() {
         eprintln!(
             "SKIPPED: {} is absent (the shared test collections)",
             data.display()
         );
-        return;
+        return None;
     }
+    Some((lucene, data))
+}
+
+#[test]
+fn anserini_agrees_with_our_bm25_and_dot_product_over_exported_impacts() {
+    let Some((lucene, data)) = lucene_and_scifact() else {
+        return;
+    };
     let work = tempfile::tempdir().expect("tempdir");
     let w = work.path();
     let dataset = BeirDataset::open(&data).expect("scifact");
@@ -491,12 +500,8 @@ fn scifact_subset(data: &Path, out: &Path, docs: usize) {
 
 #[test]
 fn anserini_ranks_a_real_sae_latent_index_like_we_do() {
-    let data = root().join("../shared/data/scifact");
     let model = root().join("assets/models/all-MiniLM-L6-v2");
-    let Some(lucene) = Lucene::find() else {
-        latent_terms_io::missing_asset(
-            "SKIPPED: assets/lucene is missing; run scripts/setup-assets --lucene to fetch Anserini and Java",
-        );
+    let Some((lucene, data)) = lucene_and_scifact() else {
         return;
     };
     if !model.is_dir() {
@@ -504,13 +509,6 @@ fn anserini_ranks_a_real_sae_latent_index_like_we_do() {
             "SKIPPED: no model at {} (run scripts/setup-assets)",
             model.display()
         ));
-        return;
-    }
-    if !data.join("corpus.jsonl").is_file() && !data.join("corpus.jsonl.gz").is_file() {
-        eprintln!(
-            "SKIPPED: {} is absent (the shared test collections)",
-            data.display()
-        );
         return;
     }
     let work = tempfile::tempdir().expect("tempdir");
