@@ -128,6 +128,51 @@ pub(crate) fn decode_block(
     docs: &mut [u32; BLOCK_LEN],
     weights: &mut [f32; BLOCK_LEN],
 ) -> Result<()> {
+    let weight_data = decode_doc_part(data, layout, encoding, docs)?;
+    let BlockLayout {
+        count, weight_bits, ..
+    } = layout;
+    let corrupt = |what: &str| IndexError::corrupted(format!("posting block: {what}"));
+    let full = count == BLOCK_LEN;
+    match encoding {
+        WeightEncoding::Float32 => {
+            let mut valid = true;
+            for (w, bytes) in weights[..count].iter_mut().zip(weight_data.chunks_exact(4)) {
+                *w = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+                valid &= w.is_finite() & (*w > 0.0);
+            }
+            if !valid {
+                return Err(corrupt("weight is not finite and positive"));
+            }
+        }
+        WeightEncoding::Integer | WeightEncoding::Quantized { .. } => {
+            let mut codes = [0u32; BLOCK_LEN];
+            if full {
+                BitPacker4x::new().decompress(weight_data, &mut codes, weight_bits);
+            } else {
+                unpack_bits(weight_data, weight_bits, &mut codes[..count])?;
+            }
+            let max = codes[..count].iter().copied().fold(0, u32::max);
+            if max >= MAX_CODE {
+                return Err(corrupt("weight code out of range"));
+            }
+            for (w, &c) in weights[..count].iter_mut().zip(&codes[..count]) {
+                *w = decode_code(c + 1, encoding);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Decodes only the doc ids of a block into `docs[..count]` (validated as in
+/// [`decode_block`]); returns the block's undecoded weight part. Passes that need the doc
+/// ids but not the weights (the impact scan of the two-phase search) skip the weights.
+pub(crate) fn decode_doc_part<'d>(
+    data: &'d [u8],
+    layout: BlockLayout,
+    encoding: WeightEncoding,
+    docs: &mut [u32; BLOCK_LEN],
+) -> Result<&'d [u8]> {
     let BlockLayout {
         count,
         doc_bits,
@@ -164,34 +209,7 @@ pub(crate) fn decode_block(
     if !docs_ok {
         return Err(corrupt("doc ids are not strictly increasing"));
     }
-    match encoding {
-        WeightEncoding::Float32 => {
-            let mut valid = true;
-            for (w, bytes) in weights[..count].iter_mut().zip(weight_data.chunks_exact(4)) {
-                *w = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-                valid &= w.is_finite() & (*w > 0.0);
-            }
-            if !valid {
-                return Err(corrupt("weight is not finite and positive"));
-            }
-        }
-        WeightEncoding::Integer | WeightEncoding::Quantized { .. } => {
-            let mut codes = [0u32; BLOCK_LEN];
-            if full {
-                BitPacker4x::new().decompress(weight_data, &mut codes, weight_bits);
-            } else {
-                unpack_bits(weight_data, weight_bits, &mut codes[..count])?;
-            }
-            let max = codes[..count].iter().copied().fold(0, u32::max);
-            if max >= MAX_CODE {
-                return Err(corrupt("weight code out of range"));
-            }
-            for (w, &c) in weights[..count].iter_mut().zip(&codes[..count]) {
-                *w = decode_code(c + 1, encoding);
-            }
-        }
-    }
-    Ok(())
+    Ok(weight_data)
 }
 
 /// The weight a stored integer code stands for. Builder and decoder share this function,

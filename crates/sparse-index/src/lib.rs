@@ -7,8 +7,11 @@
 //!   deletes (roaring bitmaps) and merges them. Collection statistics are global over live
 //!   documents.
 //! * [`Index::search`] is exact top-k with block-max MaxScore pruning;
-//!   [`Index::search_exhaustive`] is the reference it is tested against. Both apply deletes
-//!   and [`SearchOptions`] allow/deny filters and return bit-identical scores.
+//!   [`Index::search_exhaustive`] is the reference it is tested against;
+//!   [`Index::searcher`] prepares a [`Searcher`] for many queries with one scorer (exact
+//!   two-phase search over per-posting impact bounds, fast on long queries over dense
+//!   lists such as token-level latents, plus an approximate mode). All apply deletes and
+//!   [`SearchOptions`] allow/deny filters and return bit-identical scores.
 //! * [`Index::explain`] breaks a score down by term.
 //! * [`Index::save`] writes a versioned, checksummed file atomically (index files are
 //!   write-once: replaced by rename, never in place); [`Index::open`] reads it into memory
@@ -47,6 +50,7 @@ mod index;
 mod postings;
 mod scorer;
 mod search;
+mod searcher;
 mod segment;
 mod stats;
 mod vector;
@@ -63,6 +67,7 @@ pub use scorer::{
     Scorer, TermFrequency, TermStats,
 };
 pub use search::{Hit, SearchOptions};
+pub use searcher::{ApproximateOptions, Searcher};
 pub use segment::Segment;
 pub use stats::IndexStats;
 pub use vector::{Query, SparseVector};

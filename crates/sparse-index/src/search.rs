@@ -68,9 +68,9 @@ pub struct Hit {
 }
 
 /// Relative slack added to every scorer-provided upper bound.
-const BOUND_SLACK: f32 = 1.0 + 1.0 / 65536.0;
+pub(crate) const BOUND_SLACK: f32 = 1.0 + 1.0 / 65536.0;
 /// Per-term relative margin for f32 summation error, multiplied by the term count.
-const SUM_MARGIN: f64 = 1.0 / 4_194_304.0; // 2^-22
+pub(crate) const SUM_MARGIN: f64 = 1.0 / 4_194_304.0; // 2^-22
 
 /// One query term with its query-side factors fixed for this search.
 #[derive(Debug, Clone)]
@@ -191,14 +191,14 @@ impl TopK {
     }
 
     /// The score a new hit must beat, or -inf while the heap is not full.
-    fn threshold(&self) -> f32 {
+    pub(crate) fn threshold(&self) -> f32 {
         match self.heap.peek() {
             Some(e) if self.is_full() => e.score,
             _ => f32::NEG_INFINITY,
         }
     }
 
-    fn push(&mut self, score: f32, doc: DocId) {
+    pub(crate) fn push(&mut self, score: f32, doc: DocId) {
         let e = Entry { score, doc };
         if !self.is_full() {
             self.heap.push(e);
@@ -209,7 +209,7 @@ impl TopK {
         }
     }
 
-    fn into_hits(self) -> Vec<Hit> {
+    pub(crate) fn into_hits(self) -> Vec<Hit> {
         self.heap
             .into_sorted_vec()
             .into_iter()
@@ -222,7 +222,7 @@ impl TopK {
 }
 
 /// Deletes plus the caller's allow/deny lists, checked per candidate.
-struct Filter<'a> {
+pub(crate) struct Filter<'a> {
     deletes: &'a RoaringBitmap,
     allow: Option<&'a RoaringBitmap>,
     deny: Option<&'a RoaringBitmap>,
@@ -230,12 +230,12 @@ struct Filter<'a> {
 }
 
 impl Filter<'_> {
-    fn is_trivial(&self) -> bool {
+    pub(crate) fn is_trivial(&self) -> bool {
         self.deletes.is_empty() && self.allow.is_none() && self.deny.is_none()
     }
 
     #[inline]
-    fn accepts(&self, local: u32) -> bool {
+    pub(crate) fn accepts(&self, local: u32) -> bool {
         let global = self.base + local;
         !self.deletes.contains(local)
             && self.allow.is_none_or(|a| a.contains(global))
@@ -243,7 +243,7 @@ impl Filter<'_> {
     }
 }
 
-fn filter_for<'a>(entry: &'a SegmentEntry, options: &'a SearchOptions) -> Filter<'a> {
+pub(crate) fn filter_for<'a>(entry: &'a SegmentEntry, options: &'a SearchOptions) -> Filter<'a> {
     Filter {
         deletes: &entry.deletes,
         allow: options.allow.as_ref(),
@@ -305,44 +305,64 @@ impl Index {
         if k == 0 || prepared.terms.is_empty() {
             return Ok(Vec::new());
         }
-        let avg = prepared.stats.avg_doc_length;
-        let mut docs = [0u32; BLOCK_LEN];
-        let mut weights = [0f32; BLOCK_LEN];
         for entry in &self.segments {
-            let inner = &entry.segment.inner;
-            let lengths = inner.length_column(prepared.kind)?;
-            let n = inner.num_docs as usize;
-            let mut acc = vec![0f32; n];
-            let mut matched = vec![0u64; n.div_ceil(64)];
-            for qt in &prepared.terms {
-                let Some(ti) = inner.term_index(qt.term) else {
-                    continue;
-                };
-                let t = inner.terms[ti];
-                for block in t.first_block..t.first_block + t.num_blocks {
-                    let count = inner.decode_block(block, &mut docs, &mut weights)?;
-                    for (&d, &w) in docs[..count].iter().zip(&weights[..count]) {
-                        let d = d as usize;
-                        let c = contribution(scorer, qt.multiplier, w, lengths.per_doc[d], avg);
-                        acc[d] += c;
-                        matched[d / 64] |= 1 << (d % 64);
-                    }
-                }
-            }
-            let filter = filter_for(entry, options);
-            for (word_index, &word) in matched.iter().enumerate() {
-                let mut bits = word;
-                while bits != 0 {
-                    let d = word_index * 64 + bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    if filter.accepts(d as u32) {
-                        top.push(acc[d], entry.base + d as u32);
-                    }
-                }
-            }
+            exhaustive_segment(entry, &prepared, scorer, options, &[], &mut top)?;
         }
         Ok(top.into_hits())
     }
+}
+
+/// Scores every matching document of one segment term at a time (the reference path) and
+/// offers the accepted ones to `top`, except the documents in `skip` (sorted local ids that
+/// the caller already offered).
+pub(crate) fn exhaustive_segment<S: Scorer + ?Sized>(
+    entry: &SegmentEntry,
+    prepared: &PreparedQuery,
+    scorer: &S,
+    options: &SearchOptions,
+    skip: &[u32],
+    top: &mut TopK,
+) -> Result<()> {
+    let avg = prepared.stats.avg_doc_length;
+    let mut docs = [0u32; BLOCK_LEN];
+    let mut weights = [0f32; BLOCK_LEN];
+    let inner = &entry.segment.inner;
+    let lengths = inner.length_column(prepared.kind)?;
+    let n = inner.num_docs as usize;
+    let mut acc = vec![0f32; n];
+    let mut matched = vec![0u64; n.div_ceil(64)];
+    for qt in &prepared.terms {
+        let Some(ti) = inner.term_index(qt.term) else {
+            continue;
+        };
+        let t = inner.terms[ti];
+        for block in t.first_block..t.first_block + t.num_blocks {
+            let count = inner.decode_block(block, &mut docs, &mut weights)?;
+            for (&d, &w) in docs[..count].iter().zip(&weights[..count]) {
+                let d = d as usize;
+                let c = contribution(scorer, qt.multiplier, w, lengths.per_doc[d], avg);
+                acc[d] += c;
+                matched[d / 64] |= 1 << (d % 64);
+            }
+        }
+    }
+    for &d in skip {
+        if let Some(word) = matched.get_mut(d as usize / 64) {
+            *word &= !(1 << (d % 64));
+        }
+    }
+    let filter = filter_for(entry, options);
+    for (word_index, &word) in matched.iter().enumerate() {
+        let mut bits = word;
+        while bits != 0 {
+            let d = word_index * 64 + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if filter.accepts(d as u32) {
+                top.push(acc[d], entry.base + d as u32);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Documents per scoring window of the pruned path (a multiple of 64). Unit tests use

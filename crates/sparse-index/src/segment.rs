@@ -394,6 +394,65 @@ impl SegmentInner {
         Ok(info.count)
     }
 
+    /// Decodes only the doc ids of block `block`; returns the number of postings.
+    pub(crate) fn decode_block_docs(
+        &self,
+        block: usize,
+        docs: &mut [u32; BLOCK_LEN],
+    ) -> Result<usize> {
+        let info = self
+            .blocks
+            .get(block)
+            .ok_or_else(|| IndexError::corrupted("block index out of range"))?;
+        let data = self
+            .sections
+            .postings
+            .as_slice()
+            .get(info.offset..info.offset + info.byte_len)
+            .ok_or_else(|| IndexError::corrupted("block outside the postings section"))?;
+        codec::decode_doc_part(
+            data,
+            BlockLayout {
+                count: info.count,
+                doc_bits: info.doc_bits,
+                weight_bits: info.weight_bits,
+                prev_last: info.prev_last,
+                last_doc: info.last_doc,
+            },
+            self.encoding,
+            docs,
+        )?;
+        Ok(info.count)
+    }
+
+    /// The weight of posting `i` of block `block`, read in place when weights are stored
+    /// as f32 (validated like [`decode_block`](Self::decode_block) does); `None` for the
+    /// bit-packed encodings, whose blocks must be decoded.
+    pub(crate) fn float_weight_at(&self, block: usize, i: usize) -> Result<Option<f32>> {
+        if !matches!(self.encoding, WeightEncoding::Float32) {
+            return Ok(None);
+        }
+        let corrupt = || IndexError::corrupted("posting outside its block");
+        let info = self.blocks.get(block).ok_or_else(corrupt)?;
+        if i >= info.count {
+            return Err(corrupt());
+        }
+        let at = info.offset + (info.count * info.doc_bits as usize).div_ceil(8) + 4 * i;
+        let bytes = self
+            .sections
+            .postings
+            .as_slice()
+            .get(at..at + 4)
+            .ok_or_else(corrupt)?;
+        let w = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        if !(w.is_finite() && w > 0.0) {
+            return Err(IndexError::corrupted(
+                "posting block: weight is not finite and positive",
+            ));
+        }
+        Ok(Some(w))
+    }
+
     /// The length column a scorer asks for; quantized lengths are computed from the
     /// postings on first use and cached per scale.
     pub(crate) fn length_column(&self, kind: DocLength) -> Result<Arc<LengthColumn>> {
