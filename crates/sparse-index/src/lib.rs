@@ -18,6 +18,7 @@
 //!   ([`LoadOptions::mmap`] maps it instead, see [`Backing::Mmap`]); [`Index::from_bytes`]
 //!   loads from memory. `docs/index-format.md` documents the format.
 //! * [`Index::statistics`] and [`Index::flops`] give the numbers the papers report.
+//! * [`synthetic`] makes twins of an index and its queries at any size (benchmarks).
 //! * [`export`] serves the terms from other engines: Anserini/Lucene impact indexes,
 //!   Elasticsearch/OpenSearch `rank_features`, and CIFF (export and import).
 //!
@@ -53,6 +54,7 @@ mod search;
 mod searcher;
 mod segment;
 mod stats;
+pub mod synthetic;
 mod vector;
 mod vocabulary;
 
