@@ -338,6 +338,8 @@ impl<S: Scorer> Searcher<'_, S> {
         let total = pass.postings_left.max(1);
         let mut checkpoints = CHECKPOINTS.iter().map(|f| (f * total as f64) as usize);
         let mut next_check = checkpoints.next().unwrap_or(total);
+        // Documents already scored exactly and offered (sorted local ids).
+        let mut seeds: Vec<u32> = Vec::new();
         let mut threshold = f64::NEG_INFINITY;
         while pass.scan_next(entry, seg)? {
             let scanned = total - pass.postings_left;
@@ -347,39 +349,55 @@ impl<S: Scorer> Searcher<'_, S> {
             while next_check <= scanned {
                 next_check = checkpoints.next().unwrap_or(usize::MAX);
             }
-            // The k-th largest lower bound is a k-th score some k documents reach.
-            let seeded = pass
-                .kth_largest(k, &filter)
-                .map_or(f64::NEG_INFINITY, |acc| pass.lower(acc));
-            threshold = seeded.max(f64::from(top.threshold()));
-            if threshold <= 0.0 || pass.untouched_upper() >= threshold {
+            // The k-th largest lower bound is a score k documents reach: a valid threshold.
+            let kth = pass.kth_largest(k, &filter);
+            let lower = kth.map_or(f64::NEG_INFINITY, |acc| pass.lower(acc));
+            threshold = threshold.max(lower).max(f64::from(top.threshold()));
+            // Whether to stop is decided on an estimate (codes overstate a factor by half a
+            // step on average); exactness rests only on the threshold used below.
+            let estimate = kth.map_or(f64::NEG_INFINITY, |acc| pass.estimate(acc));
+            let decision = threshold.max(estimate);
+            if decision <= 0.0 || pass.untouched_upper() >= decision {
                 continue;
             }
-            let candidates = pass.count_candidates(threshold);
-            if pass.postings_left == 0
-                || pass.rescore_cost(entry, seg, prepared, candidates) <= pass.postings_left
+            let candidates = pass.count_candidates(decision);
+            if pass.postings_left > 0
+                && pass.rescore_cost(entry, seg, prepared, candidates) > pass.postings_left
             {
+                continue;
+            }
+            if seeds.is_empty() {
+                // The k best bounds scored exactly: their k-th score is usually well above
+                // the k-th lower bound, which shrinks the candidates.
+                seeds = largest_bounds(entry, pass.bounds(), k, options);
+                self.score_and_offer(entry, seg, prepared, &seeds, top)?;
+                threshold = threshold.max(f64::from(top.threshold()));
+            }
+            if threshold > 0.0 && pass.untouched_upper() < threshold {
                 break;
             }
         }
+        if seeds.is_empty() {
+            seeds = largest_bounds(entry, pass.bounds(), k, options);
+            self.score_and_offer(entry, seg, prepared, &seeds, top)?;
+            threshold = threshold.max(f64::from(top.threshold()));
+        }
         if threshold <= 0.0 || pass.untouched_upper() >= threshold {
             // Documents no bound separates from the k-th score (k not reached, or scores
-            // that may be non-positive): score the segment exhaustively.
-            return exhaustive_segment(entry, prepared, &self.scorer, options, &[], top);
-        }
-        if pass.count_candidates(threshold) * EXHAUSTIVE_SHARE >= pass.bounds().len() {
-            // So many candidates that decoding their blocks costs what scoring every
-            // posting does (top-1000 of a small collection).
-            return exhaustive_segment(entry, prepared, &self.scorer, options, &[], top);
+            // that may be non-positive): score the rest of the segment exhaustively.
+            return exhaustive_segment(entry, prepared, &self.scorer, options, &seeds, top);
         }
         let filtering = !filter.is_trivial();
-        let candidates: Vec<u32> = (0..pass.bounds().len() as u32)
-            .filter(|&d| {
-                pass.acc[d as usize] > 0.0
-                    && pass.upper(d as usize) >= threshold
-                    && (!filtering || filter.accepts(d))
-            })
-            .collect();
+        let mut next_seed = seeds.iter().copied().peekable();
+        let mut candidates = Vec::new();
+        for d in 0..pass.bounds().len() as u32 {
+            if pass.acc[d as usize] > 0.0 && pass.upper(d as usize) >= threshold {
+                while next_seed.next_if(|&s| s < d).is_some() {}
+                if next_seed.next_if_eq(&d).is_none() && (!filtering || filter.accepts(d)) {
+                    candidates.push(d);
+                }
+            }
+        }
         self.score_and_offer(entry, seg, prepared, &candidates, top)
     }
 
@@ -697,6 +715,12 @@ impl Pass {
             - self.rounding * (1.0 + self.margin)
             - self.negative * (1.0 + self.margin)
             - self.remaining * self.margin
+    }
+
+    /// A guess at the exact score of a document whose accumulated bound is `acc`, for
+    /// deciding when to stop (not a bound).
+    fn estimate(&self, acc: f32) -> f64 {
+        f64::from(acc) / f64::from(BOUND_SLACK) - 0.5 * self.rounding
     }
 
     /// The k-th largest positive bound among accepted documents.
