@@ -136,7 +136,7 @@ impl TwinProfile {
 
     /// An index of `num_docs` documents from `seed`, in segments of `segment_docs`
     /// documents (at most 65,536 keeps a [`Searcher`](crate::Searcher)'s compact doc ids),
-    /// with weights stored in `encoding`. Segments are generated on `threads` threads; a
+    /// with weights stored in `encoding` (rounded to whole numbers for `Integer`). Segments are generated on `threads` threads; a
     /// segment's builder holds about 20 bytes per posting until it is built.
     pub fn build_index(
         &self,
@@ -158,7 +158,12 @@ impl TwinProfile {
             })?;
             let first = s * segment_docs;
             for d in first..(first + segment_docs).min(num_docs) {
-                builder.add(format!("t{d}"), &sampler.document(&mut rng)?)?;
+                let mut doc = sampler.document(&mut rng)?;
+                if matches!(encoding, WeightEncoding::Integer) {
+                    // Integer indexes store term counts: interpolated weights are rounded.
+                    doc = SparseVector::new(doc.iter().map(|(t, w)| (t, w.round().max(1.0))))?;
+                }
+                builder.add(format!("t{d}"), &doc)?;
             }
             builder.build_segment()
         };
