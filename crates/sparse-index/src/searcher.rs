@@ -155,24 +155,19 @@ impl ImpactSegment {
     }
 }
 
-/// Knobs of [`Searcher::search_approximate`].
+/// Knob of [`Searcher::search_approximate`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ApproximateOptions {
-    /// Share, in `(0, 1]`, of the query's total bound mass (Σ over terms of the largest
-    /// contribution) that phase 1 reads: terms are kept from the largest bound down until
-    /// their bounds reach this share of the sum. 1 reads every term.
-    pub term_mass: f32,
-    /// Documents per requested hit that are rescored exactly (at least 1): the top
-    /// `k · rerank` by partial bound.
-    pub rerank: usize,
+    /// Factor (`>= 1`) on the threshold every pruning decision compares bounds with: a
+    /// BMP-style early cut. Phase 1 stops once the unscanned terms' bounds fall below
+    /// `cut · θ`, and only documents whose bound reaches `cut · θ` are rescored, so
+    /// documents scoring in `[θ, cut · θ)` can be missed. 1 is exact.
+    pub cut: f32,
 }
 
 impl Default for ApproximateOptions {
     fn default() -> Self {
-        Self {
-            term_mass: 0.8,
-            rerank: 4,
-        }
+        Self { cut: 1.1 }
     }
 }
 
@@ -279,16 +274,15 @@ impl<S: Scorer> Searcher<'_, S> {
             return Ok(Vec::new());
         }
         for (entry, seg) in self.index.segments.iter().zip(&self.segments) {
-            self.search_segment(entry, seg, &prepared, k, options, &mut top)?;
+            self.search_segment(entry, seg, &prepared, (k, 1.0), options, &mut top)?;
         }
         Ok(top.into_hits())
     }
 
-    /// Approximate top-`k`: phase 1 reads only the query terms holding
-    /// [`ApproximateOptions::term_mass`] of the bound mass, and the `k · rerank` documents
-    /// with the largest partial bounds are scored exactly (over every term); the best `k`
-    /// of them are returned, with exact scores. `term_mass` 1 with a large `rerank`
-    /// approaches the exact result; smaller values read fewer postings.
+    /// Approximate top-`k` with a recall knob ([`ApproximateOptions::cut`]): the exact
+    /// algorithm with every pruning threshold multiplied by `cut`. Returned scores are
+    /// exact; some documents of the exact top-k may be missing. `cut` 1 (or below, or not
+    /// finite) is [`search`](Self::search).
     pub fn search_approximate(
         &self,
         query: &Query,
@@ -301,17 +295,13 @@ impl<S: Scorer> Searcher<'_, S> {
         if k == 0 || prepared.terms.is_empty() {
             return Ok(Vec::new());
         }
-        let depth = k.saturating_mul(approx.rerank.max(1));
+        let cut = if approx.cut.is_finite() {
+            f64::from(approx.cut.max(1.0))
+        } else {
+            1.0
+        };
         for (entry, seg) in self.index.segments.iter().zip(&self.segments) {
-            if seg.unbounded {
-                exhaustive_segment(entry, &prepared, &self.scorer, options, &[], &mut top)?;
-                continue;
-            }
-            let keep = kept_terms(entry, seg, &prepared, approx.term_mass);
-            let mut pass = Pass::new(entry, seg, &prepared, Some(&keep));
-            while pass.scan_next(entry, seg)? {}
-            let seeds = largest_bounds(entry, pass.bounds(), depth, options);
-            self.score_and_offer(entry, seg, &prepared, &seeds, &mut top)?;
+            self.search_segment(entry, seg, &prepared, (k, cut), options, &mut top)?;
         }
         Ok(top.into_hits())
     }
@@ -321,7 +311,7 @@ impl<S: Scorer> Searcher<'_, S> {
         entry: &SegmentEntry,
         seg: &ImpactSegment,
         prepared: &PreparedQuery,
-        k: usize,
+        (k, cut): (usize, f64),
         options: &SearchOptions,
         top: &mut TopK,
     ) -> Result<()> {
@@ -356,7 +346,7 @@ impl<S: Scorer> Searcher<'_, S> {
             // Whether to stop is decided on an estimate (codes overstate a factor by half a
             // step on average); exactness rests only on the threshold used below.
             let estimate = kth.map_or(f64::NEG_INFINITY, |acc| pass.estimate(acc));
-            let decision = threshold.max(estimate);
+            let decision = threshold.max(estimate) * cut;
             if decision <= 0.0 || pass.untouched_upper() >= decision {
                 continue;
             }
@@ -373,7 +363,7 @@ impl<S: Scorer> Searcher<'_, S> {
                 self.score_and_offer(entry, seg, prepared, &seeds, top)?;
                 threshold = threshold.max(f64::from(top.threshold()));
             }
-            if threshold > 0.0 && pass.untouched_upper() < threshold {
+            if threshold > 0.0 && pass.untouched_upper() < threshold * cut {
                 break;
             }
         }
@@ -382,6 +372,7 @@ impl<S: Scorer> Searcher<'_, S> {
             self.score_and_offer(entry, seg, prepared, &seeds, top)?;
             threshold = threshold.max(f64::from(top.threshold()));
         }
+        let threshold = threshold * cut;
         if threshold <= 0.0 || pass.untouched_upper() >= threshold {
             // Documents no bound separates from the k-th score (k not reached, or scores
             // that may be non-positive): score the rest of the segment exhaustively.
@@ -522,40 +513,6 @@ impl<S: Scorer> Searcher<'_, S> {
         }
         Ok(())
     }
-}
-
-/// Terms (by position in the prepared query) that phase 1 of the approximate search
-/// reads: the largest bounds first, until they hold `mass` of the total.
-fn kept_terms(
-    entry: &SegmentEntry,
-    seg: &ImpactSegment,
-    prepared: &PreparedQuery,
-    mass: f32,
-) -> Vec<bool> {
-    let inner = &entry.segment.inner;
-    let mut by_bound: Vec<(f64, usize)> = prepared
-        .terms
-        .iter()
-        .enumerate()
-        .filter_map(|(i, qt)| {
-            let ti = inner.term_index(qt.term)?;
-            let bound = f64::from(qt.multiplier.max(0.0)) * f64::from(seg.max_factor[ti]);
-            Some((bound, i))
-        })
-        .collect();
-    by_bound.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    let total: f64 = by_bound.iter().map(|b| b.0).sum();
-    let goal = total * f64::from(mass.clamp(0.0, 1.0));
-    let mut keep = vec![false; prepared.terms.len()];
-    let mut sum = 0f64;
-    for (bound, i) in by_bound {
-        if sum >= goal && sum > 0.0 {
-            break;
-        }
-        keep[i] = true;
-        sum += bound;
-    }
-    keep
 }
 
 /// When at least 1/8 of a segment's documents are candidates, it is scored exhaustively.
@@ -962,25 +919,19 @@ mod tests {
     }
 
     #[test]
-    fn approximate_search_returns_exact_scores_and_with_everything_kept_the_exact_hits() {
+    fn approximate_search_returns_exact_scores_and_with_no_cut_the_exact_hits() {
         let docs = dense_docs(3_000, 40, 3, false);
         let index = build(&[docs], WeightEncoding::Float32);
         let searcher = index.searcher(Bm25::default()).expect("searcher");
         let q = Query::new((0..40).map(|t| (t, 1.0 + (t % 3) as f32))).expect("valid");
         let opts = SearchOptions::default();
         let exact = searcher.search(&q, 10, &opts).expect("search");
-        let all = ApproximateOptions {
-            term_mass: 1.0,
-            rerank: 300,
-        };
+        let all = ApproximateOptions { cut: 1.0 };
         let got = searcher
             .search_approximate(&q, 10, &opts, &all)
             .expect("search");
         assert_eq!(got, exact);
-        let cut = ApproximateOptions {
-            term_mass: 0.3,
-            rerank: 1,
-        };
+        let cut = ApproximateOptions { cut: 2.0 };
         for hit in searcher
             .search_approximate(&q, 10, &opts, &cut)
             .expect("search")

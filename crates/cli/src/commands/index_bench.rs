@@ -76,12 +76,10 @@ pub(crate) struct BenchArgs {
     /// Seed of the twin.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Approximate mode: term-mass shares to time at top-10 (recall@10 against exact).
+    /// Approximate mode: threshold factors (>= 1, e.g. 1.05,1.1,1.2) to time at top-10,
+    /// with recall@10 against the exact top-10.
     #[arg(long, value_delimiter = ',')]
-    approx_mass: Vec<f32>,
-    /// Approximate mode: documents rescored per requested hit.
-    #[arg(long, default_value_t = 4)]
-    approx_rerank: usize,
+    approx_cut: Vec<f32>,
     /// Qrels (TREC or BEIR .tsv) for nDCG@10 of the exact and approximate runs.
     #[arg(long)]
     qrels: Option<PathBuf>,
@@ -353,7 +351,7 @@ pub(crate) fn bench(args: &BenchArgs) -> CliResult {
         }
     }
     let qrels = args.qrels.as_deref().map(read_qrels).transpose()?;
-    if !args.approx_mass.is_empty() {
+    if !args.approx_cut.is_empty() {
         let exact = match exact_top10 {
             Some(e) => e,
             None => run_queries(&queries, args.threads, |q| searcher.search(q, 10, &options))?.0,
@@ -423,7 +421,7 @@ fn ndcg10(index: &Index, qrels: &Qrels, ids: &[String], hits: &[Vec<Hit>]) -> Cl
 }
 
 /// Speed, recall@10 against the exact top-10, and nDCG@10 (with qrels) of the
-/// approximate mode at each term-mass share, with the exact row first.
+/// approximate mode at each threshold factor, with the exact row first.
 fn approximate_curve<S: Scorer + Sync>(
     args: &BenchArgs,
     index: &Index,
@@ -447,12 +445,9 @@ fn approximate_curve<S: Scorer + Sync>(
         "approximate top-10: exact {:.1} q/s, nDCG@10 {exact_ndcg:?}",
         median(&exact_qps)
     );
-    rows.push(json!({"term_mass": 1.0, "exact": true, "qps": median(&exact_qps), "recall10": 1.0, "ndcg10": exact_ndcg}));
-    for &mass in &args.approx_mass {
-        let approx = ApproximateOptions {
-            term_mass: mass,
-            rerank: args.approx_rerank,
-        };
+    rows.push(json!({"cut": 1.0, "exact": true, "qps": median(&exact_qps), "recall10": 1.0, "ndcg10": exact_ndcg}));
+    for &cut in &args.approx_cut {
+        let approx = ApproximateOptions { cut };
         let mut qps = Vec::new();
         let mut hits = Vec::new();
         for _ in 0..args.passes.max(1) {
@@ -475,10 +470,10 @@ fn approximate_curve<S: Scorer + Sync>(
         let recall = found as f64 / wanted.max(1) as f64;
         let ndcg = qrels.map(|q| ndcg10(index, q, ids, &hits)).transpose()?;
         eprintln!(
-            "approximate top-10, term mass {mass}: {:.1} q/s, recall@10 {recall:.4}, nDCG@10 {ndcg:?}",
+            "approximate top-10, cut {cut}: {:.1} q/s, recall@10 {recall:.4}, nDCG@10 {ndcg:?}",
             median(&qps)
         );
-        rows.push(json!({"term_mass": mass, "rerank": args.approx_rerank, "qps": median(&qps), "recall10": recall, "ndcg10": ndcg}));
+        rows.push(json!({"cut": cut, "qps": median(&qps), "recall10": recall, "ndcg10": ndcg}));
     }
     Ok(rows)
 }
