@@ -221,6 +221,50 @@ pub(crate) fn decode_code(code: u32, encoding: WeightEncoding) -> f32 {
     }
 }
 
+/// Value `i` of a full block packed by `BitPacker4x` with `bits` bits, read in place:
+/// lane `i mod 4` holds it as its value `i / 4`, packed LSB-first into that lane's 32-bit
+/// words, which are interleaved by lane (docs/index-format.md). `None` if `data` is short.
+pub(crate) fn packed4x_at(data: &[u8], bits: u8, i: usize) -> Option<u32> {
+    if bits == 0 {
+        return Some(0);
+    }
+    let (lane, bit) = (i % 4, (i / 4) * bits as usize);
+    let word = |w: usize| -> Option<u64> {
+        let at = (w * 4 + lane) * 4;
+        let b = data.get(at..at + 4)?;
+        Some(u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+    };
+    let (w, shift) = (bit / 32, bit % 32);
+    let mut v = word(w)? >> shift;
+    if shift + bits as usize > 32 {
+        v |= word(w + 1)? << (32 - shift);
+    }
+    Some((v & mask(bits)) as u32)
+}
+
+/// Value `i` of plain LSB-first bit packing with `bits` bits, read in place.
+pub(crate) fn packed_at(data: &[u8], bits: u8, i: usize) -> Option<u32> {
+    if bits == 0 {
+        return Some(0);
+    }
+    let bit = i * bits as usize;
+    let (byte, shift) = (bit / 8, bit % 8);
+    let needed = (shift + bits as usize).div_ceil(8);
+    let mut v = 0u64;
+    for (k, &b) in data.get(byte..byte + needed)?.iter().enumerate() {
+        v |= u64::from(b) << (8 * k);
+    }
+    Some(((v >> shift) & mask(bits)) as u32)
+}
+
+fn mask(bits: u8) -> u64 {
+    if bits >= 32 {
+        u64::from(u32::MAX)
+    } else {
+        (1u64 << bits) - 1
+    }
+}
+
 /// LSB-first bit packing of `values` into `ceil(len * bits / 8)` bytes.
 fn pack_bits(values: &[u32], bits: u8, out: &mut Vec<u8>) {
     let mut acc: u64 = 0;
@@ -319,6 +363,38 @@ mod tests {
             let codes: Vec<u32> = codes.into_iter().map(|c| c.min(MAX_CODE)).collect();
             let enc = [WeightEncoding::Float32, WeightEncoding::Integer, WeightEncoding::Quantized { scale: 8.0 }][enc];
             round_trip(&docs, &codes, prev, enc);
+        }
+    }
+
+    #[test]
+    fn values_are_read_in_place_at_every_width() {
+        for bits in 0..=32u8 {
+            for len in [128usize, 77, 1] {
+                let values: Vec<u32> = (0..len as u32)
+                    .map(|i| {
+                        if bits == 0 {
+                            0
+                        } else {
+                            i.wrapping_mul(2_654_435_761) >> (32 - bits)
+                        }
+                    })
+                    .collect();
+                let mut out = Vec::new();
+                if len == BLOCK_LEN {
+                    out.resize(BitPacker4x::compressed_block_size(bits), 0);
+                    BitPacker4x::new().compress(&values, &mut out, bits);
+                } else {
+                    pack_bits(&values, bits, &mut out);
+                }
+                for (i, &v) in values.iter().enumerate() {
+                    let got = if len == BLOCK_LEN {
+                        packed4x_at(&out, bits, i)
+                    } else {
+                        packed_at(&out, bits, i)
+                    };
+                    assert_eq!(got, Some(v), "bits {bits} len {len} at {i}");
+                }
+            }
         }
     }
 

@@ -419,22 +419,12 @@ impl<S: Scorer> Searcher<'_, S> {
             };
             let t = inner.terms[ti];
             if let Some(&first) = seg.rank_start.get(ti).filter(|&&f| f != u32::MAX) {
-                let mut cached = usize::MAX;
                 for (sum, &d) in sums.iter_mut().zip(docs) {
                     let Some(pos) = seg.rank(first as usize, d as usize) else {
                         continue;
                     };
                     let (block, i) = (t.first_block + pos / BLOCK_LEN, pos % BLOCK_LEN);
-                    let weight = match inner.float_weight_at(block, i)? {
-                        Some(w) => w,
-                        None => {
-                            if cached != block {
-                                inner.decode_block(block, &mut block_docs, &mut block_weights)?;
-                                cached = block;
-                            }
-                            block_weights[i]
-                        }
-                    };
+                    let weight = inner.weight_at(block, i)?;
                     let len = lengths.per_doc[d as usize];
                     *sum += contribution(&self.scorer, qt.multiplier, weight, len, avg);
                 }
@@ -443,7 +433,6 @@ impl<S: Scorer> Searcher<'_, S> {
             if let Some(short) = &seg.docs {
                 let list = &short[seg.start[ti]..seg.start[ti + 1]];
                 let mut pos = 0usize;
-                let mut cached = usize::MAX;
                 for (sum, &d) in sums.iter_mut().zip(docs) {
                     // Galloping search from the previous position: candidates are sorted.
                     let d = d as u16;
@@ -463,16 +452,7 @@ impl<S: Scorer> Searcher<'_, S> {
                         continue;
                     }
                     let (block, i) = (t.first_block + pos / BLOCK_LEN, pos % BLOCK_LEN);
-                    let weight = match inner.float_weight_at(block, i)? {
-                        Some(w) => w,
-                        None => {
-                            if cached != block {
-                                inner.decode_block(block, &mut block_docs, &mut block_weights)?;
-                                cached = block;
-                            }
-                            block_weights[i]
-                        }
-                    };
+                    let weight = inner.weight_at(block, i)?;
                     let len = lengths.per_doc[usize::from(d)];
                     *sum += contribution(&self.scorer, qt.multiplier, weight, len, avg);
                 }

@@ -425,32 +425,48 @@ impl SegmentInner {
         Ok(info.count)
     }
 
-    /// The weight of posting `i` of block `block`, read in place when weights are stored
-    /// as f32 (validated like [`decode_block`](Self::decode_block) does); `None` for the
-    /// bit-packed encodings, whose blocks must be decoded.
-    pub(crate) fn float_weight_at(&self, block: usize, i: usize) -> Result<Option<f32>> {
-        if !matches!(self.encoding, WeightEncoding::Float32) {
-            return Ok(None);
-        }
-        let corrupt = || IndexError::corrupted("posting outside its block");
-        let info = self.blocks.get(block).ok_or_else(corrupt)?;
+    /// The weight of posting `i` of block `block`, read in place without decoding the
+    /// block, and validated as [`decode_block`](Self::decode_block) validates it.
+    pub(crate) fn weight_at(&self, block: usize, i: usize) -> Result<f32> {
+        let corrupt = |what: &str| IndexError::corrupted(format!("posting block: {what}"));
+        let info = self
+            .blocks
+            .get(block)
+            .ok_or_else(|| corrupt("block index out of range"))?;
         if i >= info.count {
-            return Err(corrupt());
+            return Err(corrupt("posting outside its block"));
         }
-        let at = info.offset + (info.count * info.doc_bits as usize).div_ceil(8) + 4 * i;
-        let bytes = self
+        let start = info.offset + (info.count * info.doc_bits as usize).div_ceil(8);
+        let data = self
             .sections
             .postings
             .as_slice()
-            .get(at..at + 4)
-            .ok_or_else(corrupt)?;
-        let w = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-        if !(w.is_finite() && w > 0.0) {
-            return Err(IndexError::corrupted(
-                "posting block: weight is not finite and positive",
-            ));
+            .get(start..info.offset + info.byte_len)
+            .ok_or_else(|| corrupt("block outside the postings section"))?;
+        let short = || corrupt("weight part too short");
+        match self.encoding {
+            WeightEncoding::Float32 => {
+                let b = data.get(4 * i..4 * i + 4).ok_or_else(short)?;
+                let w = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                if w.is_finite() && w > 0.0 {
+                    Ok(w)
+                } else {
+                    Err(corrupt("weight is not finite and positive"))
+                }
+            }
+            WeightEncoding::Integer | WeightEncoding::Quantized { .. } => {
+                let code = if info.count == BLOCK_LEN {
+                    codec::packed4x_at(data, info.weight_bits, i)
+                } else {
+                    codec::packed_at(data, info.weight_bits, i)
+                }
+                .ok_or_else(short)?;
+                if code >= codec::MAX_CODE {
+                    return Err(corrupt("weight code out of range"));
+                }
+                Ok(codec::decode_code(code + 1, self.encoding))
+            }
         }
-        Ok(Some(w))
     }
 
     /// The length column a scorer asks for; quantized lengths are computed from the
