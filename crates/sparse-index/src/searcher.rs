@@ -324,7 +324,7 @@ impl<S: Scorer> Searcher<'_, S> {
             return exhaustive_segment(entry, prepared, &self.scorer, options, &[], top);
         }
         let filter = filter_for(entry, options);
-        let mut pass = Pass::new(entry, seg, prepared, None);
+        let mut pass = Pass::new(entry, seg, prepared);
         let total = pass.postings_left.max(1);
         let mut checkpoints = CHECKPOINTS.iter().map(|f| (f * total as f64) as usize);
         let mut next_check = checkpoints.next().unwrap_or(total);
@@ -529,23 +529,18 @@ struct Pass {
 }
 
 impl Pass {
-    fn new(
-        entry: &SegmentEntry,
-        seg: &ImpactSegment,
-        prepared: &PreparedQuery,
-        keep: Option<&[bool]>,
-    ) -> Self {
+    fn new(entry: &SegmentEntry, seg: &ImpactSegment, prepared: &PreparedQuery) -> Self {
         let inner = &entry.segment.inner;
         let mut todo = Vec::with_capacity(prepared.terms.len());
         let mut negative = 0f64;
-        for (i, qt) in prepared.terms.iter().enumerate() {
+        for qt in &prepared.terms {
             let Some(ti) = inner.term_index(qt.term) else {
                 continue;
             };
             let max = f64::from(seg.max_factor[ti]) * f64::from(BOUND_SLACK);
             if qt.multiplier <= 0.0 {
                 negative += f64::from(-qt.multiplier) * max;
-            } else if keep.is_none_or(|k| k[i]) {
+            } else {
                 todo.push((ti, qt.multiplier, f64::from(qt.multiplier) * max));
             }
         }
@@ -941,7 +936,7 @@ mod tests {
                     .expect("search");
                 let prepared = PreparedQuery::new(&index, &q, &scorer.as_ref()).expect("prepare");
                 let (entry, seg) = (&index.segments[0], &searcher.segments[0]);
-                let mut pass = Pass::new(entry, seg, &prepared, None);
+                let mut pass = Pass::new(entry, seg, &prepared);
                 while pass.scan_next(entry, seg).expect("scan") {
                     for hit in &exact {
                         let d = hit.doc as usize;
