@@ -56,6 +56,9 @@ const CODE_MAX: f64 = 255.0;
 /// Segments with at most this many documents keep their doc ids as `u16`.
 const SHORT_DOCS: usize = 1 << 16;
 
+/// Indexes with at most this many postings keep exact factors (4 bytes per posting).
+const FACTOR_POSTINGS: u64 = 1 << 27;
+
 /// Terms in at least 1/`RANK_DENSITY` of such a segment's documents get a rank bitset.
 const RANK_DENSITY: usize = 16;
 
@@ -114,6 +117,11 @@ struct ImpactSegment {
     rank_start: Vec<u32>,
     bits: Vec<u64>,
     ranks: Vec<u32>,
+    /// For such segments of indexes with at most [`FACTOR_POSTINGS`] postings: every
+    /// posting's exact document factor, aligned with `codes`. A contribution is
+    /// `multiplier · factor`, the very product the exhaustive path computes, so a term-at-
+    /// a-time pass over these is exact and needs no pruning to be fast.
+    factors: Option<Vec<f32>>,
     lengths: Arc<LengthColumn>,
     /// A document factor was negative or not finite (a scorer breaking its contract):
     /// no bound holds, so this segment is always scored exhaustively.
@@ -175,6 +183,17 @@ impl Index {
     /// Prepares this index for many exact searches with `scorer` (see [`Searcher`]). Costs
     /// one pass over every posting and one byte of memory per posting.
     pub fn searcher<S: Scorer>(&self, scorer: S) -> Result<Searcher<'_, S>> {
+        let postings: u64 = self.segments.iter().map(|e| e.segment.num_postings()).sum();
+        self.searcher_with(scorer, postings <= FACTOR_POSTINGS)
+    }
+
+    /// [`searcher`](Self::searcher), choosing whether segments with `u16` doc ids also
+    /// keep every posting's exact document factor.
+    pub(crate) fn searcher_with<S: Scorer>(
+        &self,
+        scorer: S,
+        keep_factors: bool,
+    ) -> Result<Searcher<'_, S>> {
         let stats = self.collection_stats(scorer.doc_length())?;
         let avg = stats.avg_doc_length;
         let mut segments = Vec::with_capacity(self.segments.len());
@@ -193,6 +212,8 @@ impl Index {
                 rank_start: Vec::new(),
                 bits: Vec::new(),
                 ranks: Vec::new(),
+                factors: (keep_factors && inner.num_docs as usize <= SHORT_DOCS)
+                    .then(|| Vec::with_capacity(total)),
                 lengths: Arc::clone(&lengths),
                 unbounded: false,
             };
@@ -215,6 +236,9 @@ impl Index {
                 seg.max_factor.push(max);
                 seg.codes
                     .extend(factors.iter().map(|&f| impact_code(f, max)));
+                if let Some(exact) = &mut seg.factors {
+                    exact.extend_from_slice(&factors);
+                }
             }
             seg.start.push(seg.codes.len());
             segments.push(seg);
@@ -251,6 +275,7 @@ impl<S> Searcher<'_, S> {
                     + s.docs.as_ref().map_or(0, |d| 2 * d.len())
                     + 8 * s.bits.len()
                     + 4 * (s.ranks.len() + s.rank_start.len())
+                    + s.factors.as_ref().map_or(0, |f| 4 * f.len())
                     + 4 * s.max_factor.len()
                     + 8 * s.start.len()
             })
@@ -318,7 +343,12 @@ impl<S: Scorer> Searcher<'_, S> {
         if seg.unbounded {
             return exhaustive_segment(entry, prepared, &self.scorer, options, &[], top);
         }
-        if k.saturating_mul(EXHAUSTIVE_SHARE) >= entry.segment.inner.num_docs as usize {
+        let large_k = k.saturating_mul(EXHAUSTIVE_SHARE) >= entry.segment.inner.num_docs as usize;
+        if let (Some(short), Some(factors), true) = (&seg.docs, &seg.factors, large_k) {
+            // Every document is nearly a candidate: one exact pass over the factors.
+            return factor_segment(entry, seg, prepared, (short, factors), options, &[], top);
+        }
+        if large_k {
             // The top k holds an eighth of the segment or more: nearly every document
             // would be a candidate, and rescoring candidates costs more than scoring all.
             return exhaustive_segment(entry, prepared, &self.scorer, options, &[], top);
@@ -376,7 +406,12 @@ impl<S: Scorer> Searcher<'_, S> {
         if threshold <= 0.0 || pass.untouched_upper() >= threshold {
             // Documents no bound separates from the k-th score (k not reached, or scores
             // that may be non-positive): score the rest of the segment exhaustively.
-            return exhaustive_segment(entry, prepared, &self.scorer, options, &seeds, top);
+            return match (&seg.docs, &seg.factors) {
+                (Some(short), Some(factors)) => {
+                    factor_segment(entry, seg, prepared, (short, factors), options, &seeds, top)
+                }
+                _ => exhaustive_segment(entry, prepared, &self.scorer, options, &seeds, top),
+            };
         }
         let filtering = !filter.is_trivial();
         let mut next_seed = seeds.iter().copied().peekable();
@@ -390,6 +425,34 @@ impl<S: Scorer> Searcher<'_, S> {
             }
         }
         self.score_and_offer(entry, seg, prepared, &candidates, top)
+    }
+
+    /// The exact contribution of query term `qt` (dictionary index `ti`) to local doc `d`,
+    /// whose posting is the term's `pos`-th: from the kept factor, or from the weight read
+    /// in place; either way the product the exhaustive path computes.
+    #[inline]
+    fn contribution_at(
+        &self,
+        inner: &crate::segment::SegmentInner,
+        seg: &ImpactSegment,
+        prepared: &PreparedQuery,
+        (qt, ti): (&crate::search::QueryTerm, usize),
+        pos: usize,
+        d: usize,
+    ) -> Result<f32> {
+        if let Some(factors) = &seg.factors {
+            return Ok(qt.multiplier * factors[seg.start[ti] + pos]);
+        }
+        let t = inner.terms[ti];
+        let weight = inner.weight_at(t.first_block + pos / BLOCK_LEN, pos % BLOCK_LEN)?;
+        let len = seg.lengths.per_doc[d];
+        Ok(contribution(
+            &self.scorer,
+            qt.multiplier,
+            weight,
+            len,
+            prepared.stats.avg_doc_length,
+        ))
     }
 
     /// Scores the sorted local docs exactly and offers them to `top`.
@@ -423,10 +486,8 @@ impl<S: Scorer> Searcher<'_, S> {
                     let Some(pos) = seg.rank(first as usize, d as usize) else {
                         continue;
                     };
-                    let (block, i) = (t.first_block + pos / BLOCK_LEN, pos % BLOCK_LEN);
-                    let weight = inner.weight_at(block, i)?;
-                    let len = lengths.per_doc[d as usize];
-                    *sum += contribution(&self.scorer, qt.multiplier, weight, len, avg);
+                    *sum +=
+                        self.contribution_at(inner, seg, prepared, (qt, ti), pos, d as usize)?;
                 }
                 continue;
             }
@@ -451,10 +512,7 @@ impl<S: Scorer> Searcher<'_, S> {
                     if list[pos] != d {
                         continue;
                     }
-                    let (block, i) = (t.first_block + pos / BLOCK_LEN, pos % BLOCK_LEN);
-                    let weight = inner.weight_at(block, i)?;
-                    let len = lengths.per_doc[usize::from(d)];
-                    *sum += contribution(&self.scorer, qt.multiplier, weight, len, avg);
+                    *sum += self.contribution_at(inner, seg, prepared, (qt, ti), pos, d.into())?;
                 }
                 continue;
             }
@@ -493,6 +551,57 @@ impl<S: Scorer> Searcher<'_, S> {
         }
         Ok(())
     }
+}
+
+/// Every matching document of a segment but those in `skip` (sorted local ids already
+/// offered), scored term at a time from the exact factors:
+/// the exhaustive path's sums (same products, same term order) without decoding weights,
+/// reading lengths or dividing.
+fn factor_segment(
+    entry: &SegmentEntry,
+    seg: &ImpactSegment,
+    prepared: &PreparedQuery,
+    (short, factors): (&[u16], &[f32]),
+    options: &SearchOptions,
+    skip: &[u32],
+    top: &mut TopK,
+) -> Result<()> {
+    let inner = &entry.segment.inner;
+    let mut acc = vec![0f32; SHORT_DOCS];
+    let mut matched = vec![0u64; SHORT_DOCS / 64];
+    let size = || crate::error::IndexError::corrupted("score buffer size");
+    let acc: &mut [f32; SHORT_DOCS] = acc.as_mut_slice().try_into().map_err(|_| size())?;
+    let matched: &mut [u64; SHORT_DOCS / 64] =
+        matched.as_mut_slice().try_into().map_err(|_| size())?;
+    for qt in &prepared.terms {
+        let Some(ti) = inner.term_index(qt.term) else {
+            continue;
+        };
+        let range = seg.start[ti]..seg.start[ti + 1];
+        let m = qt.multiplier;
+        for (&d, &f) in short[range.clone()].iter().zip(&factors[range]) {
+            let d = usize::from(d);
+            acc[d] += m * f;
+            matched[d / 64] |= 1 << (d % 64);
+        }
+    }
+    for &d in skip {
+        if let Some(word) = matched.get_mut(d as usize / 64) {
+            *word &= !(1 << (d % 64));
+        }
+    }
+    let filter = filter_for(entry, options);
+    for (w, &word) in matched.iter().enumerate() {
+        let mut bits = word;
+        while bits != 0 {
+            let d = w * 64 + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if filter.accepts(d as u32) {
+                top.push(acc[d], entry.base + d as u32);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// When at least 1/8 of a segment's documents are candidates, it is scored exhaustively.
@@ -868,14 +977,19 @@ mod tests {
 
     fn check_all(index: &Index, queries: &[Query], ks: &[usize], options: &SearchOptions) {
         for (name, scorer) in scorers() {
-            let searcher = index.searcher(scorer.as_ref()).expect("searcher");
-            for q in queries {
-                for &k in ks {
-                    let exact = index
-                        .search_exhaustive(q, scorer.as_ref(), k, options)
-                        .expect("search");
-                    let got = searcher.search(q, k, options).expect("search");
-                    assert_eq!(got, exact, "scorer {name}, k {k}, query {q:?}");
+            // Both ways a short segment is searched: exact factors, and two phases.
+            for factors in [true, false] {
+                let searcher = index
+                    .searcher_with(scorer.as_ref(), factors)
+                    .expect("searcher");
+                for q in queries {
+                    for &k in ks {
+                        let exact = index
+                            .search_exhaustive(q, scorer.as_ref(), k, options)
+                            .expect("search");
+                        let got = searcher.search(q, k, options).expect("search");
+                        assert_eq!(got, exact, "scorer {name}, factors {factors}, k {k}, {q:?}");
+                    }
                 }
             }
         }
@@ -897,7 +1011,9 @@ mod tests {
     fn approximate_search_returns_exact_scores_and_with_no_cut_the_exact_hits() {
         let docs = dense_docs(3_000, 40, 3, false);
         let index = build(&[docs], WeightEncoding::Float32);
-        let searcher = index.searcher(Bm25::default()).expect("searcher");
+        let searcher = index
+            .searcher_with(Bm25::default(), false)
+            .expect("searcher");
         let q = Query::new((0..40).map(|t| (t, 1.0 + (t % 3) as f32))).expect("valid");
         let opts = SearchOptions::default();
         let exact = searcher.search(&q, 10, &opts).expect("search");
