@@ -26,6 +26,12 @@
 //! 2. **Exact scores.** Candidates are scored exactly and offered to the top-k; every
 //!    other document scores strictly below `θ`, which is at most the final k-th score.
 //!
+//! Indexes of at most 2²⁷ postings (SciFact's token index has 10M) also keep each
+//! posting's exact document factor: the exhaustive path's contribution is
+//! `multiplier · factor`, so with them rescoring needs no weight, length or division, and
+//! when k is an eighth of a segment or more the segment is scored in one exact
+//! term-at-a-time pass over the factors instead of in two phases.
+//!
 //! Exact scores are computed per term in increasing term order, each contribution with
 //! the same expression, so hits and scores are bit-identical to
 //! [`Index::search_exhaustive`] (the conventions are in the module doc of `search.rs`;
@@ -64,8 +70,10 @@ const RANK_DENSITY: usize = 16;
 
 /// An index prepared for many searches with one scorer: the scorer, and for every posting
 /// its document factor quantized upward to 8 bits (one byte per posting, computed when the
-/// searcher is built, never stored on disk). Build it once and share it across threads;
-/// it borrows the index, so the index cannot change (deletes, merges) while it exists.
+/// searcher is built, never stored on disk; see the module doc for the `u16` doc ids, rank
+/// bitsets and exact factors kept alongside, 3.75–7.8 bytes per posting in all). Build it
+/// once and share it across threads; it borrows the index, so the index cannot change
+/// (deletes, merges) while it exists.
 ///
 /// ```
 /// use latent_terms_sparse_index::{Bm25, IndexBuilder, IndexConfig, Query, SearchOptions, SparseVector};
@@ -181,7 +189,8 @@ impl Default for ApproximateOptions {
 
 impl Index {
     /// Prepares this index for many exact searches with `scorer` (see [`Searcher`]). Costs
-    /// one pass over every posting and one byte of memory per posting.
+    /// one pass over every posting and 1–7.8 bytes of memory per posting
+    /// ([`Searcher::impact_bytes`]).
     pub fn searcher<S: Scorer>(&self, scorer: S) -> Result<Searcher<'_, S>> {
         let postings: u64 = self.segments.iter().map(|e| e.segment.num_postings()).sum();
         self.searcher_with(scorer, postings <= FACTOR_POSTINGS)
