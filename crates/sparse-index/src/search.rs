@@ -285,7 +285,34 @@ impl Index {
         }
         for entry in &self.segments {
             let lengths = entry.segment.inner.length_column(prepared.kind)?;
-            maxscore_segment(entry, &prepared, scorer, &lengths, options, &mut top)?;
+            maxscore_segment(
+                entry, &prepared, scorer, &lengths, options, WINDOW, &mut top,
+            )?;
+        }
+        Ok(top.into_hits())
+    }
+
+    /// [`search`](Self::search) with a given window size (a multiple of 64), so tests can
+    /// run both the production window and small ones.
+    #[cfg(test)]
+    pub(crate) fn search_windowed<S: Scorer + ?Sized>(
+        &self,
+        query: &Query,
+        scorer: &S,
+        k: usize,
+        options: &SearchOptions,
+        window: u32,
+    ) -> Result<Vec<Hit>> {
+        let prepared = PreparedQuery::new(self, query, scorer)?;
+        let mut top = TopK::new(k);
+        if k == 0 || prepared.terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        for entry in &self.segments {
+            let lengths = entry.segment.inner.length_column(prepared.kind)?;
+            maxscore_segment(
+                entry, &prepared, scorer, &lengths, options, window, &mut top,
+            )?;
         }
         Ok(top.into_hits())
     }
@@ -366,9 +393,11 @@ pub(crate) fn exhaustive_segment<S: Scorer + ?Sized>(
 }
 
 /// Documents per scoring window of the pruned path (a multiple of 64). Unit tests use
-/// small windows so their small indexes still span many windows.
+/// small windows so their small indexes still span many windows, and the production one
+/// (`Index::search_windowed`, `searcher::tests`) on indexes that span several.
+pub(crate) const PRODUCTION_WINDOW: u32 = 4096;
 #[cfg(not(test))]
-const WINDOW: u32 = 4096;
+const WINDOW: u32 = PRODUCTION_WINDOW;
 #[cfg(test)]
 const WINDOW: u32 = 64;
 
@@ -449,7 +478,7 @@ const PROBE_COST_RATIO: usize = 4;
 const ESSENTIAL_SHARE_NUM: usize = 2;
 const ESSENTIAL_SHARE_DEN: usize = 5;
 
-/// Block-max MaxScore over one segment, a window of [`WINDOW`] documents at a time (the
+/// Block-max MaxScore over one segment, a window of `window_len` documents at a time (the
 /// window scheme of Lucene's `MaxScoreBulkScorer`), with candidates filtered in stages:
 ///
 /// 1. Each term's bound over the window is the largest bound of its blocks that overlap
@@ -472,6 +501,7 @@ fn maxscore_segment<S: Scorer + ?Sized>(
     scorer: &S,
     lengths: &Arc<LengthColumn>,
     options: &SearchOptions,
+    window_len: u32,
     top: &mut TopK,
 ) -> Result<()> {
     let inner = &entry.segment.inner;
@@ -500,7 +530,7 @@ fn maxscore_segment<S: Scorer + ?Sized>(
     let filtering = !filter.is_trivial();
     let last_doc = inner.num_docs - 1;
 
-    let mut window = Window::new();
+    let mut window = Window::new(window_len);
     let mut order: Vec<usize> = (0..cursors.len()).collect();
     let mut ne_prefix = vec![0f64; cursors.len() + 1];
     let mut values = vec![0f32; n_terms];
@@ -515,7 +545,7 @@ fn maxscore_segment<S: Scorer + ?Sized>(
         if start == END || start > last_doc {
             break;
         }
-        let end = start.saturating_add(WINDOW - 1).min(last_doc);
+        let end = start.saturating_add(window_len - 1).min(last_doc);
         next_start = end + 1;
 
         let threshold = top.threshold();
@@ -663,12 +693,13 @@ struct Window {
 }
 
 impl Window {
-    fn new() -> Self {
+    fn new(len: u32) -> Self {
+        let len = len as usize;
         Self {
-            partial: vec![0.0; WINDOW as usize],
-            abs: vec![0.0; WINDOW as usize],
-            exact: vec![0.0; WINDOW as usize],
-            live: vec![0; WINDOW as usize / 64],
+            partial: vec![0.0; len],
+            abs: vec![0.0; len],
+            exact: vec![0.0; len],
+            live: vec![0; len.div_ceil(64)],
         }
     }
 

@@ -986,6 +986,19 @@ mod tests {
 
     fn check_all(index: &Index, queries: &[Query], ks: &[usize], options: &SearchOptions) {
         for (name, scorer) in scorers() {
+            // The block-max MaxScore path at its production window (4,096 documents).
+            for q in queries {
+                for &k in ks {
+                    let exact = index
+                        .search_exhaustive(q, scorer.as_ref(), k, options)
+                        .expect("search");
+                    let window = crate::search::PRODUCTION_WINDOW;
+                    let got = index
+                        .search_windowed(q, scorer.as_ref(), k, options, window)
+                        .expect("search");
+                    assert_eq!(got, exact, "MaxScore, scorer {name}, k {k}, {q:?}");
+                }
+            }
             // Both ways a short segment is searched: exact factors, and two phases.
             for factors in [true, false] {
                 let searcher = index
