@@ -620,6 +620,11 @@ const EXHAUSTIVE_SHARE: usize = 8;
 /// search), in phase-1 postings.
 const LOOKUP_COST: usize = 12;
 
+/// The same when the contribution is computed from a weight read in place (a packed-bit
+/// extraction, a length and the scorer's division): on a 131,072-document twin, 48–96 ran
+/// top-10 about 20 % faster than 12.
+const LOOKUP_COST_IN_PLACE: usize = 64;
+
 /// Fractions of a segment's query postings after which phase 1 checks whether it can stop.
 const CHECKPOINTS: [f64; 7] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.65, 0.8];
 
@@ -813,7 +818,12 @@ impl Pass {
     ) -> usize {
         let inner = &entry.segment.inner;
         if seg.docs.is_some() {
-            return candidates * prepared.terms.len() * LOOKUP_COST;
+            let lookup = if seg.factors.is_some() {
+                LOOKUP_COST
+            } else {
+                LOOKUP_COST_IN_PLACE
+            };
+            return candidates * prepared.terms.len() * lookup;
         }
         prepared
             .terms
