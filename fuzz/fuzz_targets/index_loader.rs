@@ -2,7 +2,9 @@
 //! panic or read out of bounds, and a loaded index must survive queries.
 #![no_main]
 
-use latent_terms_sparse_index::{Bm25, ClSr, DotProduct, Index, LoadOptions, Query, SearchOptions};
+use latent_terms_sparse_index::{
+    ApproximateOptions, Bm25, ClSr, DotProduct, Index, LoadOptions, Query, SearchOptions,
+};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     // Checksums off lets the fuzzer reach the structural validation behind them.
@@ -23,6 +25,12 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         let _ = index.search(&query, &Bm25::default(), 10, &options);
         let _ = index.search_exhaustive(&query, &ClSr::default(), 10, &options);
         let _ = index.search(&query, &DotProduct, 3, &options);
+        // The per-scorer searcher reads codes, u16 doc ids and packed weights in place.
+        if let Ok(searcher) = index.searcher(Bm25::default()) {
+            let _ = searcher.search(&query, 10, &options);
+            let _ =
+                searcher.search_approximate(&query, 3, &options, &ApproximateOptions { cut: 2.0 });
+        }
         for doc in 0..index.max_doc().min(16) {
             let _ = index.explain(&query, &Bm25::default(), doc);
             let _ = index.external_id(doc);

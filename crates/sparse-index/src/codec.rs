@@ -128,6 +128,51 @@ pub(crate) fn decode_block(
     docs: &mut [u32; BLOCK_LEN],
     weights: &mut [f32; BLOCK_LEN],
 ) -> Result<()> {
+    let weight_data = decode_doc_part(data, layout, encoding, docs)?;
+    let BlockLayout {
+        count, weight_bits, ..
+    } = layout;
+    let corrupt = |what: &str| IndexError::corrupted(format!("posting block: {what}"));
+    let full = count == BLOCK_LEN;
+    match encoding {
+        WeightEncoding::Float32 => {
+            let mut valid = true;
+            for (w, bytes) in weights[..count].iter_mut().zip(weight_data.chunks_exact(4)) {
+                *w = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+                valid &= w.is_finite() & (*w > 0.0);
+            }
+            if !valid {
+                return Err(corrupt("weight is not finite and positive"));
+            }
+        }
+        WeightEncoding::Integer | WeightEncoding::Quantized { .. } => {
+            let mut codes = [0u32; BLOCK_LEN];
+            if full {
+                BitPacker4x::new().decompress(weight_data, &mut codes, weight_bits);
+            } else {
+                unpack_bits(weight_data, weight_bits, &mut codes[..count])?;
+            }
+            let max = codes[..count].iter().copied().fold(0, u32::max);
+            if max >= MAX_CODE {
+                return Err(corrupt("weight code out of range"));
+            }
+            for (w, &c) in weights[..count].iter_mut().zip(&codes[..count]) {
+                *w = decode_code(c + 1, encoding);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Decodes only the doc ids of a block into `docs[..count]` (validated as in
+/// [`decode_block`]); returns the block's undecoded weight part. Passes that need the doc
+/// ids but not the weights (the impact scan of the two-phase search) skip the weights.
+pub(crate) fn decode_doc_part<'d>(
+    data: &'d [u8],
+    layout: BlockLayout,
+    encoding: WeightEncoding,
+    docs: &mut [u32; BLOCK_LEN],
+) -> Result<&'d [u8]> {
     let BlockLayout {
         count,
         doc_bits,
@@ -164,34 +209,7 @@ pub(crate) fn decode_block(
     if !docs_ok {
         return Err(corrupt("doc ids are not strictly increasing"));
     }
-    match encoding {
-        WeightEncoding::Float32 => {
-            let mut valid = true;
-            for (w, bytes) in weights[..count].iter_mut().zip(weight_data.chunks_exact(4)) {
-                *w = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-                valid &= w.is_finite() & (*w > 0.0);
-            }
-            if !valid {
-                return Err(corrupt("weight is not finite and positive"));
-            }
-        }
-        WeightEncoding::Integer | WeightEncoding::Quantized { .. } => {
-            let mut codes = [0u32; BLOCK_LEN];
-            if full {
-                BitPacker4x::new().decompress(weight_data, &mut codes, weight_bits);
-            } else {
-                unpack_bits(weight_data, weight_bits, &mut codes[..count])?;
-            }
-            let max = codes[..count].iter().copied().fold(0, u32::max);
-            if max >= MAX_CODE {
-                return Err(corrupt("weight code out of range"));
-            }
-            for (w, &c) in weights[..count].iter_mut().zip(&codes[..count]) {
-                *w = decode_code(c + 1, encoding);
-            }
-        }
-    }
-    Ok(())
+    Ok(weight_data)
 }
 
 /// The weight a stored integer code stands for. Builder and decoder share this function,
@@ -200,6 +218,50 @@ pub(crate) fn decode_code(code: u32, encoding: WeightEncoding) -> f32 {
     match encoding {
         WeightEncoding::Quantized { scale } => code as f32 / scale,
         WeightEncoding::Integer | WeightEncoding::Float32 => code as f32,
+    }
+}
+
+/// Value `i` of a full block packed by `BitPacker4x` with `bits` bits, read in place:
+/// lane `i mod 4` holds it as its value `i / 4`, packed LSB-first into that lane's 32-bit
+/// words, which are interleaved by lane (docs/index-format.md). `None` if `data` is short.
+pub(crate) fn packed4x_at(data: &[u8], bits: u8, i: usize) -> Option<u32> {
+    if bits == 0 {
+        return Some(0);
+    }
+    let (lane, bit) = (i % 4, (i / 4) * bits as usize);
+    let word = |w: usize| -> Option<u64> {
+        let at = (w * 4 + lane) * 4;
+        let b = data.get(at..at + 4)?;
+        Some(u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+    };
+    let (w, shift) = (bit / 32, bit % 32);
+    let mut v = word(w)? >> shift;
+    if shift + bits as usize > 32 {
+        v |= word(w + 1)? << (32 - shift);
+    }
+    Some((v & mask(bits)) as u32)
+}
+
+/// Value `i` of plain LSB-first bit packing with `bits` bits, read in place.
+pub(crate) fn packed_at(data: &[u8], bits: u8, i: usize) -> Option<u32> {
+    if bits == 0 {
+        return Some(0);
+    }
+    let bit = i * bits as usize;
+    let (byte, shift) = (bit / 8, bit % 8);
+    let needed = (shift + bits as usize).div_ceil(8);
+    let mut v = 0u64;
+    for (k, &b) in data.get(byte..byte + needed)?.iter().enumerate() {
+        v |= u64::from(b) << (8 * k);
+    }
+    Some(((v >> shift) & mask(bits)) as u32)
+}
+
+fn mask(bits: u8) -> u64 {
+    if bits >= 32 {
+        u64::from(u32::MAX)
+    } else {
+        (1u64 << bits) - 1
     }
 }
 
@@ -301,6 +363,38 @@ mod tests {
             let codes: Vec<u32> = codes.into_iter().map(|c| c.min(MAX_CODE)).collect();
             let enc = [WeightEncoding::Float32, WeightEncoding::Integer, WeightEncoding::Quantized { scale: 8.0 }][enc];
             round_trip(&docs, &codes, prev, enc);
+        }
+    }
+
+    #[test]
+    fn values_are_read_in_place_at_every_width() {
+        for bits in 0..=32u8 {
+            for len in [128usize, 77, 1] {
+                let values: Vec<u32> = (0..len as u32)
+                    .map(|i| {
+                        if bits == 0 {
+                            0
+                        } else {
+                            i.wrapping_mul(2_654_435_761) >> (32 - bits)
+                        }
+                    })
+                    .collect();
+                let mut out = Vec::new();
+                if len == BLOCK_LEN {
+                    out.resize(BitPacker4x::compressed_block_size(bits), 0);
+                    BitPacker4x::new().compress(&values, &mut out, bits);
+                } else {
+                    pack_bits(&values, bits, &mut out);
+                }
+                for (i, &v) in values.iter().enumerate() {
+                    let got = if len == BLOCK_LEN {
+                        packed4x_at(&out, bits, i)
+                    } else {
+                        packed_at(&out, bits, i)
+                    };
+                    assert_eq!(got, Some(v), "bits {bits} len {len} at {i}");
+                }
+            }
         }
     }
 

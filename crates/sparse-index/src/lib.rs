@@ -7,14 +7,18 @@
 //!   deletes (roaring bitmaps) and merges them. Collection statistics are global over live
 //!   documents.
 //! * [`Index::search`] is exact top-k with block-max MaxScore pruning;
-//!   [`Index::search_exhaustive`] is the reference it is tested against. Both apply deletes
-//!   and [`SearchOptions`] allow/deny filters and return bit-identical scores.
+//!   [`Index::search_exhaustive`] is the reference it is tested against;
+//!   [`Index::searcher`] prepares a [`Searcher`] for many queries with one scorer (exact
+//!   two-phase search over per-posting impact bounds, fast on long queries over dense
+//!   lists such as token-level latents, plus an approximate mode). All apply deletes and
+//!   [`SearchOptions`] allow/deny filters and return bit-identical scores.
 //! * [`Index::explain`] breaks a score down by term.
 //! * [`Index::save`] writes a versioned, checksummed file atomically (index files are
 //!   write-once: replaced by rename, never in place); [`Index::open`] reads it into memory
 //!   ([`LoadOptions::mmap`] maps it instead, see [`Backing::Mmap`]); [`Index::from_bytes`]
 //!   loads from memory. `docs/index-format.md` documents the format.
 //! * [`Index::statistics`] and [`Index::flops`] give the numbers the papers report.
+//! * [`synthetic`] makes twins of an index and its queries at any size (benchmarks).
 //! * [`export`] serves the terms from other engines: Anserini/Lucene impact indexes,
 //!   Elasticsearch/OpenSearch `rank_features`, and CIFF (export and import).
 //!
@@ -47,8 +51,10 @@ mod index;
 mod postings;
 mod scorer;
 mod search;
+mod searcher;
 mod segment;
 mod stats;
+pub mod synthetic;
 mod vector;
 mod vocabulary;
 
@@ -63,6 +69,7 @@ pub use scorer::{
     Scorer, TermFrequency, TermStats,
 };
 pub use search::{Hit, SearchOptions};
+pub use searcher::{ApproximateOptions, Searcher};
 pub use segment::Segment;
 pub use stats::IndexStats;
 pub use vector::{Query, SparseVector};

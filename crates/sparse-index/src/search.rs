@@ -68,9 +68,9 @@ pub struct Hit {
 }
 
 /// Relative slack added to every scorer-provided upper bound.
-const BOUND_SLACK: f32 = 1.0 + 1.0 / 65536.0;
+pub(crate) const BOUND_SLACK: f32 = 1.0 + 1.0 / 65536.0;
 /// Per-term relative margin for f32 summation error, multiplied by the term count.
-const SUM_MARGIN: f64 = 1.0 / 4_194_304.0; // 2^-22
+pub(crate) const SUM_MARGIN: f64 = 1.0 / 4_194_304.0; // 2^-22
 
 /// One query term with its query-side factors fixed for this search.
 #[derive(Debug, Clone)]
@@ -191,14 +191,14 @@ impl TopK {
     }
 
     /// The score a new hit must beat, or -inf while the heap is not full.
-    fn threshold(&self) -> f32 {
+    pub(crate) fn threshold(&self) -> f32 {
         match self.heap.peek() {
             Some(e) if self.is_full() => e.score,
             _ => f32::NEG_INFINITY,
         }
     }
 
-    fn push(&mut self, score: f32, doc: DocId) {
+    pub(crate) fn push(&mut self, score: f32, doc: DocId) {
         let e = Entry { score, doc };
         if !self.is_full() {
             self.heap.push(e);
@@ -209,7 +209,7 @@ impl TopK {
         }
     }
 
-    fn into_hits(self) -> Vec<Hit> {
+    pub(crate) fn into_hits(self) -> Vec<Hit> {
         self.heap
             .into_sorted_vec()
             .into_iter()
@@ -222,7 +222,7 @@ impl TopK {
 }
 
 /// Deletes plus the caller's allow/deny lists, checked per candidate.
-struct Filter<'a> {
+pub(crate) struct Filter<'a> {
     deletes: &'a RoaringBitmap,
     allow: Option<&'a RoaringBitmap>,
     deny: Option<&'a RoaringBitmap>,
@@ -230,12 +230,12 @@ struct Filter<'a> {
 }
 
 impl Filter<'_> {
-    fn is_trivial(&self) -> bool {
+    pub(crate) fn is_trivial(&self) -> bool {
         self.deletes.is_empty() && self.allow.is_none() && self.deny.is_none()
     }
 
     #[inline]
-    fn accepts(&self, local: u32) -> bool {
+    pub(crate) fn accepts(&self, local: u32) -> bool {
         let global = self.base + local;
         !self.deletes.contains(local)
             && self.allow.is_none_or(|a| a.contains(global))
@@ -243,7 +243,7 @@ impl Filter<'_> {
     }
 }
 
-fn filter_for<'a>(entry: &'a SegmentEntry, options: &'a SearchOptions) -> Filter<'a> {
+pub(crate) fn filter_for<'a>(entry: &'a SegmentEntry, options: &'a SearchOptions) -> Filter<'a> {
     Filter {
         deletes: &entry.deletes,
         allow: options.allow.as_ref(),
@@ -285,7 +285,34 @@ impl Index {
         }
         for entry in &self.segments {
             let lengths = entry.segment.inner.length_column(prepared.kind)?;
-            maxscore_segment(entry, &prepared, scorer, &lengths, options, &mut top)?;
+            maxscore_segment(
+                entry, &prepared, scorer, &lengths, options, WINDOW, &mut top,
+            )?;
+        }
+        Ok(top.into_hits())
+    }
+
+    /// [`search`](Self::search) with a given window size (a multiple of 64), so tests can
+    /// run both the production window and small ones.
+    #[cfg(test)]
+    pub(crate) fn search_windowed<S: Scorer + ?Sized>(
+        &self,
+        query: &Query,
+        scorer: &S,
+        k: usize,
+        options: &SearchOptions,
+        window: u32,
+    ) -> Result<Vec<Hit>> {
+        let prepared = PreparedQuery::new(self, query, scorer)?;
+        let mut top = TopK::new(k);
+        if k == 0 || prepared.terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        for entry in &self.segments {
+            let lengths = entry.segment.inner.length_column(prepared.kind)?;
+            maxscore_segment(
+                entry, &prepared, scorer, &lengths, options, window, &mut top,
+            )?;
         }
         Ok(top.into_hits())
     }
@@ -305,50 +332,72 @@ impl Index {
         if k == 0 || prepared.terms.is_empty() {
             return Ok(Vec::new());
         }
-        let avg = prepared.stats.avg_doc_length;
-        let mut docs = [0u32; BLOCK_LEN];
-        let mut weights = [0f32; BLOCK_LEN];
         for entry in &self.segments {
-            let inner = &entry.segment.inner;
-            let lengths = inner.length_column(prepared.kind)?;
-            let n = inner.num_docs as usize;
-            let mut acc = vec![0f32; n];
-            let mut matched = vec![0u64; n.div_ceil(64)];
-            for qt in &prepared.terms {
-                let Some(ti) = inner.term_index(qt.term) else {
-                    continue;
-                };
-                let t = inner.terms[ti];
-                for block in t.first_block..t.first_block + t.num_blocks {
-                    let count = inner.decode_block(block, &mut docs, &mut weights)?;
-                    for (&d, &w) in docs[..count].iter().zip(&weights[..count]) {
-                        let d = d as usize;
-                        let c = contribution(scorer, qt.multiplier, w, lengths.per_doc[d], avg);
-                        acc[d] += c;
-                        matched[d / 64] |= 1 << (d % 64);
-                    }
-                }
-            }
-            let filter = filter_for(entry, options);
-            for (word_index, &word) in matched.iter().enumerate() {
-                let mut bits = word;
-                while bits != 0 {
-                    let d = word_index * 64 + bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    if filter.accepts(d as u32) {
-                        top.push(acc[d], entry.base + d as u32);
-                    }
-                }
-            }
+            exhaustive_segment(entry, &prepared, scorer, options, &[], &mut top)?;
         }
         Ok(top.into_hits())
     }
 }
 
+/// Scores every matching document of one segment term at a time (the reference path) and
+/// offers the accepted ones to `top`, except the documents in `skip` (sorted local ids that
+/// the caller already offered).
+pub(crate) fn exhaustive_segment<S: Scorer + ?Sized>(
+    entry: &SegmentEntry,
+    prepared: &PreparedQuery,
+    scorer: &S,
+    options: &SearchOptions,
+    skip: &[u32],
+    top: &mut TopK,
+) -> Result<()> {
+    let avg = prepared.stats.avg_doc_length;
+    let mut docs = [0u32; BLOCK_LEN];
+    let mut weights = [0f32; BLOCK_LEN];
+    let inner = &entry.segment.inner;
+    let lengths = inner.length_column(prepared.kind)?;
+    let n = inner.num_docs as usize;
+    let mut acc = vec![0f32; n];
+    let mut matched = vec![0u64; n.div_ceil(64)];
+    for qt in &prepared.terms {
+        let Some(ti) = inner.term_index(qt.term) else {
+            continue;
+        };
+        let t = inner.terms[ti];
+        for block in t.first_block..t.first_block + t.num_blocks {
+            let count = inner.decode_block(block, &mut docs, &mut weights)?;
+            for (&d, &w) in docs[..count].iter().zip(&weights[..count]) {
+                let d = d as usize;
+                let c = contribution(scorer, qt.multiplier, w, lengths.per_doc[d], avg);
+                acc[d] += c;
+                matched[d / 64] |= 1 << (d % 64);
+            }
+        }
+    }
+    for &d in skip {
+        if let Some(word) = matched.get_mut(d as usize / 64) {
+            *word &= !(1 << (d % 64));
+        }
+    }
+    let filter = filter_for(entry, options);
+    for (word_index, &word) in matched.iter().enumerate() {
+        let mut bits = word;
+        while bits != 0 {
+            let d = word_index * 64 + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if filter.accepts(d as u32) {
+                top.push(acc[d], entry.base + d as u32);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Documents per scoring window of the pruned path (a multiple of 64). Unit tests use
-/// small windows so their small indexes still span many windows.
+/// small windows so their small indexes still span many windows, and the production one
+/// (`Index::search_windowed`, `searcher::tests`) on indexes that span several.
+pub(crate) const PRODUCTION_WINDOW: u32 = 4096;
 #[cfg(not(test))]
-const WINDOW: u32 = 4096;
+const WINDOW: u32 = PRODUCTION_WINDOW;
 #[cfg(test)]
 const WINDOW: u32 = 64;
 
@@ -429,7 +478,7 @@ const PROBE_COST_RATIO: usize = 4;
 const ESSENTIAL_SHARE_NUM: usize = 2;
 const ESSENTIAL_SHARE_DEN: usize = 5;
 
-/// Block-max MaxScore over one segment, a window of [`WINDOW`] documents at a time (the
+/// Block-max MaxScore over one segment, a window of `window_len` documents at a time (the
 /// window scheme of Lucene's `MaxScoreBulkScorer`), with candidates filtered in stages:
 ///
 /// 1. Each term's bound over the window is the largest bound of its blocks that overlap
@@ -452,6 +501,7 @@ fn maxscore_segment<S: Scorer + ?Sized>(
     scorer: &S,
     lengths: &Arc<LengthColumn>,
     options: &SearchOptions,
+    window_len: u32,
     top: &mut TopK,
 ) -> Result<()> {
     let inner = &entry.segment.inner;
@@ -480,7 +530,7 @@ fn maxscore_segment<S: Scorer + ?Sized>(
     let filtering = !filter.is_trivial();
     let last_doc = inner.num_docs - 1;
 
-    let mut window = Window::new();
+    let mut window = Window::new(window_len);
     let mut order: Vec<usize> = (0..cursors.len()).collect();
     let mut ne_prefix = vec![0f64; cursors.len() + 1];
     let mut values = vec![0f32; n_terms];
@@ -495,7 +545,7 @@ fn maxscore_segment<S: Scorer + ?Sized>(
         if start == END || start > last_doc {
             break;
         }
-        let end = start.saturating_add(WINDOW - 1).min(last_doc);
+        let end = start.saturating_add(window_len - 1).min(last_doc);
         next_start = end + 1;
 
         let threshold = top.threshold();
@@ -643,12 +693,13 @@ struct Window {
 }
 
 impl Window {
-    fn new() -> Self {
+    fn new(len: u32) -> Self {
+        let len = len as usize;
         Self {
-            partial: vec![0.0; WINDOW as usize],
-            abs: vec![0.0; WINDOW as usize],
-            exact: vec![0.0; WINDOW as usize],
-            live: vec![0; WINDOW as usize / 64],
+            partial: vec![0.0; len],
+            abs: vec![0.0; len],
+            exact: vec![0.0; len],
+            live: vec![0; len.div_ceil(64)],
         }
     }
 

@@ -394,6 +394,81 @@ impl SegmentInner {
         Ok(info.count)
     }
 
+    /// Decodes only the doc ids of block `block`; returns the number of postings.
+    pub(crate) fn decode_block_docs(
+        &self,
+        block: usize,
+        docs: &mut [u32; BLOCK_LEN],
+    ) -> Result<usize> {
+        let info = self
+            .blocks
+            .get(block)
+            .ok_or_else(|| IndexError::corrupted("block index out of range"))?;
+        let data = self
+            .sections
+            .postings
+            .as_slice()
+            .get(info.offset..info.offset + info.byte_len)
+            .ok_or_else(|| IndexError::corrupted("block outside the postings section"))?;
+        codec::decode_doc_part(
+            data,
+            BlockLayout {
+                count: info.count,
+                doc_bits: info.doc_bits,
+                weight_bits: info.weight_bits,
+                prev_last: info.prev_last,
+                last_doc: info.last_doc,
+            },
+            self.encoding,
+            docs,
+        )?;
+        Ok(info.count)
+    }
+
+    /// The weight of posting `i` of block `block`, read in place without decoding the
+    /// block, and validated as [`decode_block`](Self::decode_block) validates it.
+    pub(crate) fn weight_at(&self, block: usize, i: usize) -> Result<f32> {
+        let corrupt = |what: &str| IndexError::corrupted(format!("posting block: {what}"));
+        let info = self
+            .blocks
+            .get(block)
+            .ok_or_else(|| corrupt("block index out of range"))?;
+        if i >= info.count {
+            return Err(corrupt("posting outside its block"));
+        }
+        let start = info.offset + (info.count * info.doc_bits as usize).div_ceil(8);
+        let data = self
+            .sections
+            .postings
+            .as_slice()
+            .get(start..info.offset + info.byte_len)
+            .ok_or_else(|| corrupt("block outside the postings section"))?;
+        let short = || corrupt("weight part too short");
+        match self.encoding {
+            WeightEncoding::Float32 => {
+                let b = data.get(4 * i..4 * i + 4).ok_or_else(short)?;
+                let w = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                if w.is_finite() && w > 0.0 {
+                    Ok(w)
+                } else {
+                    Err(corrupt("weight is not finite and positive"))
+                }
+            }
+            WeightEncoding::Integer | WeightEncoding::Quantized { .. } => {
+                let code = if info.count == BLOCK_LEN {
+                    codec::packed4x_at(data, info.weight_bits, i)
+                } else {
+                    codec::packed_at(data, info.weight_bits, i)
+                }
+                .ok_or_else(short)?;
+                if code >= codec::MAX_CODE {
+                    return Err(corrupt("weight code out of range"));
+                }
+                Ok(codec::decode_code(code + 1, self.encoding))
+            }
+        }
+    }
+
     /// The length column a scorer asks for; quantized lengths are computed from the
     /// postings on first use and cached per scale.
     pub(crate) fn length_column(&self, kind: DocLength) -> Result<Arc<LengthColumn>> {

@@ -101,7 +101,7 @@ pub(crate) struct ExportArgs {
     size: usize,
 }
 
-fn read_queries(path: Option<&Path>, index: &Index) -> CliResult<Vec<WeightedQuery>> {
+pub(crate) fn read_queries(path: Option<&Path>, index: &Index) -> CliResult<Vec<WeightedQuery>> {
     let Some(path) = path else {
         return Ok(Vec::new());
     };

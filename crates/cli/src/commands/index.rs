@@ -1,4 +1,4 @@
-//! `latent-terms index ...`: inspect saved indexes.
+//! `latent-terms index ...`: inspect and benchmark saved indexes.
 
 use std::path::PathBuf;
 
@@ -15,10 +15,15 @@ pub(crate) enum IndexCommand {
         /// An index file written by `bm25 --save-index` or `Index::save`.
         index: PathBuf,
     },
+    /// Time exact pruned search (a per-scorer Searcher) against exhaustive search over an
+    /// index or its synthetic twin, passes interleaved, rankings asserted identical; the
+    /// last stdout line is one JSON object (docs/benchmarks.md, "Token-level search").
+    Bench(Box<super::index_bench::BenchArgs>),
 }
 
 pub(crate) fn run(command: &IndexCommand) -> CliResult {
     match command {
+        IndexCommand::Bench(args) => super::index_bench::bench(args),
         IndexCommand::Stats { index } => {
             let index = Index::open(index)?;
             let stats = index.statistics()?;

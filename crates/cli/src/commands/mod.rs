@@ -5,6 +5,7 @@ pub(crate) mod encode;
 pub(crate) mod eval;
 pub(crate) mod export;
 pub(crate) mod index;
+pub(crate) mod index_bench;
 pub(crate) mod interpret;
 pub(crate) mod progress;
 pub(crate) mod run;
