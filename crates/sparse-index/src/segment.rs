@@ -361,13 +361,8 @@ impl SegmentInner {
         self.terms.binary_search_by_key(&term, |t| t.term).ok()
     }
 
-    /// Decodes block `block` into the buffers; returns the number of postings.
-    pub(crate) fn decode_block(
-        &self,
-        block: usize,
-        docs: &mut [u32; BLOCK_LEN],
-        weights: &mut [f32; BLOCK_LEN],
-    ) -> Result<usize> {
+    /// Block `block`'s bytes and layout, checked against the postings section.
+    fn block_bytes(&self, block: usize) -> Result<(&[u8], BlockLayout)> {
         let info = self
             .blocks
             .get(block)
@@ -378,20 +373,27 @@ impl SegmentInner {
             .as_slice()
             .get(info.offset..info.offset + info.byte_len)
             .ok_or_else(|| IndexError::corrupted("block outside the postings section"))?;
-        codec::decode_block(
-            data,
-            BlockLayout {
-                count: info.count,
-                doc_bits: info.doc_bits,
-                weight_bits: info.weight_bits,
-                prev_last: info.prev_last,
-                last_doc: info.last_doc,
-            },
-            self.encoding,
-            docs,
-            weights,
-        )?;
-        Ok(info.count)
+        let layout = BlockLayout {
+            count: info.count,
+            doc_bits: info.doc_bits,
+            weight_bits: info.weight_bits,
+            prev_last: info.prev_last,
+            last_doc: info.last_doc,
+        };
+        Ok((data, layout))
+    }
+
+    /// Decodes block `block` into the buffers; returns the number of postings.
+    pub(crate) fn decode_block(
+        &self,
+        block: usize,
+        docs: &mut [u32; BLOCK_LEN],
+        weights: &mut [f32; BLOCK_LEN],
+    ) -> Result<usize> {
+        let (data, layout) = self.block_bytes(block)?;
+        let count = layout.count;
+        codec::decode_block(data, layout, self.encoding, docs, weights)?;
+        Ok(count)
     }
 
     /// Decodes only the doc ids of block `block`; returns the number of postings.
@@ -400,29 +402,10 @@ impl SegmentInner {
         block: usize,
         docs: &mut [u32; BLOCK_LEN],
     ) -> Result<usize> {
-        let info = self
-            .blocks
-            .get(block)
-            .ok_or_else(|| IndexError::corrupted("block index out of range"))?;
-        let data = self
-            .sections
-            .postings
-            .as_slice()
-            .get(info.offset..info.offset + info.byte_len)
-            .ok_or_else(|| IndexError::corrupted("block outside the postings section"))?;
-        codec::decode_doc_part(
-            data,
-            BlockLayout {
-                count: info.count,
-                doc_bits: info.doc_bits,
-                weight_bits: info.weight_bits,
-                prev_last: info.prev_last,
-                last_doc: info.last_doc,
-            },
-            self.encoding,
-            docs,
-        )?;
-        Ok(info.count)
+        let (data, layout) = self.block_bytes(block)?;
+        let count = layout.count;
+        codec::decode_doc_part(data, layout, self.encoding, docs)?;
+        Ok(count)
     }
 
     /// The weight of posting `i` of block `block`, read in place without decoding the
