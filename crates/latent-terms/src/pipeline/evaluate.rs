@@ -116,7 +116,7 @@ pub(crate) fn evaluate_stage(
         report.sae_training_corpus = p.summary.corpus.clone();
         report.sae_training_rows = p.summary.rows;
         report.params = p.params.clone();
-        report.pooled_latency = Some(Latency::measure(
+        report.pooled_latency = Some(Latency::measure_searcher(
             p.index.index(),
             &p.test_queries,
             &lt_bm25(p.params.lt_bm25.0, p.params.lt_bm25.1)?,

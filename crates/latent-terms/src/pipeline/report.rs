@@ -61,20 +61,39 @@ pub struct Latency {
 }
 
 impl Latency {
-    /// Times every query once at top-10 and once at top-1000 (single thread), through the
-    /// [`latent_terms_sparse_index::Searcher`] the runs use; preparing it (once per scorer,
-    /// like loading the index) is not timed.
+    /// Times every query once at top-10 and once at top-1000 (single thread) with
+    /// [`Index::search`], the path lexical runs take.
     pub(crate) fn measure(
         index: &Index,
         queries: &[(String, Query)],
         scorer: &dyn Scorer,
     ) -> Result<Self> {
         let opts = latent_terms_sparse_index::SearchOptions::default();
+        Self::time(queries, |q, k| index.search(q, &scorer, k, &opts).map(drop))
+    }
+
+    /// The same through a [`latent_terms_sparse_index::Searcher`], the path latent runs take
+    /// (`LatentIndex::run`); preparing it (once per scorer, like loading the index) is not
+    /// timed. On short lexical queries it is slower than [`Index::search`], on long latent
+    /// queries several times faster (docs/benchmarks.md).
+    pub(crate) fn measure_searcher(
+        index: &Index,
+        queries: &[(String, Query)],
+        scorer: &dyn Scorer,
+    ) -> Result<Self> {
+        let opts = latent_terms_sparse_index::SearchOptions::default();
         let searcher = index.searcher(scorer)?;
-        let time = |k: usize| -> Result<f64> {
+        Self::time(queries, |q, k| searcher.search(q, k, &opts).map(drop))
+    }
+
+    fn time(
+        queries: &[(String, Query)],
+        mut search: impl FnMut(&Query, usize) -> latent_terms_sparse_index::Result<()>,
+    ) -> Result<Self> {
+        let mut time = |k: usize| -> Result<f64> {
             let start = Instant::now();
             for (_, q) in queries {
-                searcher.search(q, k, &opts)?;
+                search(q, k)?;
             }
             Ok(start.elapsed().as_secs_f64() * 1e3 / queries.len().max(1) as f64)
         };

@@ -133,7 +133,7 @@ pub(crate) fn runs(
         depth,
         ("hybrid-tokens-rrf", "hybrid-tokens-linear"),
     )?;
-    let latency = Latency::measure(s.index.index(), s.test, &bm25)?;
+    let latency = Latency::measure_searcher(s.index.index(), s.test, &bm25)?;
     Ok((
         vec![
             ("lt-tokens-bm25".into(), tokens_bm25),
