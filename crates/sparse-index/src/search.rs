@@ -278,23 +278,11 @@ impl Index {
         k: usize,
         options: &SearchOptions,
     ) -> Result<Vec<Hit>> {
-        let prepared = PreparedQuery::new(self, query, scorer)?;
-        let mut top = TopK::new(k);
-        if k == 0 || prepared.terms.is_empty() {
-            return Ok(Vec::new());
-        }
-        for entry in &self.segments {
-            let lengths = entry.segment.inner.length_column(prepared.kind)?;
-            maxscore_segment(
-                entry, &prepared, scorer, &lengths, options, WINDOW, &mut top,
-            )?;
-        }
-        Ok(top.into_hits())
+        self.search_windowed(query, scorer, k, options, WINDOW)
     }
 
     /// [`search`](Self::search) with a given window size (a multiple of 64), so tests can
     /// run both the production window and small ones.
-    #[cfg(test)]
     pub(crate) fn search_windowed<S: Scorer + ?Sized>(
         &self,
         query: &Query,
