@@ -89,7 +89,10 @@ impl LexicalIndex {
         Ok(crate::lexical::named_hits(&self.index, hits))
     }
 
-    /// Searches every query and collects a TREC run tagged `tag`.
+    /// Searches every query and collects a TREC run tagged `tag`: the hits of
+    /// [`search`](Self::search), through a [`Searcher`](latent_terms_sparse_index::Searcher)
+    /// prepared once for `scorer` (its exact pass over precomputed document factors is
+    /// the fastest path for short queries, docs/benchmarks.md).
     pub fn run<S: Scorer + ?Sized>(
         &self,
         queries: &[Query],
@@ -98,8 +101,14 @@ impl LexicalIndex {
         tag: &str,
     ) -> Result<Run> {
         let mut run = Run::new(tag);
+        let Some(vocabulary) = self.index.vocabulary() else {
+            return Ok(run);
+        };
+        let searcher = self.index.searcher(scorer)?;
+        let options = SearchOptions::default();
         for q in queries {
-            let hits = self.search(&q.text, scorer, k)?;
+            let query = vocabulary.query(&self.analyzer, &q.text);
+            let hits = named_hits(&self.index, searcher.search(&query, k, &options)?);
             run.extend_query(&q.id, hits.iter().map(|(d, s)| (d.as_str(), f64::from(*s))))?;
         }
         Ok(run)

@@ -46,7 +46,7 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use crate::codec::BLOCK_LEN;
-use crate::error::Result;
+use crate::error::{IndexError, Result};
 use crate::index::{Index, SegmentEntry};
 use crate::scorer::Scorer;
 use crate::search::{
@@ -95,6 +95,8 @@ pub struct Searcher<'a, S> {
     index: &'a Index,
     scorer: S,
     segments: Vec<ImpactSegment>,
+    /// [`FACTOR_PASS_POSTINGS`]; tests lower it to reach the two phases on small segments.
+    factor_pass_postings: usize,
 }
 
 impl<S> std::fmt::Debug for Searcher<'_, S> {
@@ -235,6 +237,10 @@ impl Index {
                         factors.push(scorer.doc_factor(w, lengths.per_doc[d as usize], avg));
                     }
                     if let Some(short) = &mut seg.docs {
+                        // Search buffers are sized to the segment.
+                        if docs[..n].iter().any(|&d| d >= inner.num_docs) {
+                            return Err(IndexError::corrupted("doc id beyond the segment"));
+                        }
                         // Lossless: every local id of this segment is below 65,536.
                         short.extend(docs[..n].iter().map(|&d| d as u16));
                     }
@@ -256,6 +262,7 @@ impl Index {
             index: self,
             scorer,
             segments,
+            factor_pass_postings: FACTOR_PASS_POSTINGS,
         })
     }
 }
@@ -352,9 +359,16 @@ impl<S: Scorer> Searcher<'_, S> {
         if seg.unbounded {
             return exhaustive_segment(entry, prepared, &self.scorer, options, &[], top);
         }
-        let large_k = k.saturating_mul(EXHAUSTIVE_SHARE) >= entry.segment.inner.num_docs as usize;
-        if let (Some(short), Some(factors), true) = (&seg.docs, &seg.factors, large_k) {
-            // Every document is nearly a candidate: one exact pass over the factors.
+        let num_docs = entry.segment.inner.num_docs as usize;
+        let large_k = k.saturating_mul(EXHAUSTIVE_SHARE) >= num_docs;
+        if let (Some(short), Some(factors)) = (&seg.docs, &seg.factors)
+            && (large_k
+                || query_postings(entry, seg, prepared)
+                    <= self.factor_pass_postings.saturating_mul(num_docs))
+        {
+            // Every document is nearly a candidate, or the query's postings are too few
+            // (short lexical queries) for phase 1's checkpoints, each a pass over the
+            // segment's documents, to pay: one exact pass over the factors.
             return factor_segment(entry, seg, prepared, (short, factors), options, &[], top);
         }
         if large_k {
@@ -576,12 +590,11 @@ fn factor_segment(
     top: &mut TopK,
 ) -> Result<()> {
     let inner = &entry.segment.inner;
-    let mut acc = vec![0f32; SHORT_DOCS];
-    let mut matched = vec![0u64; SHORT_DOCS / 64];
-    let size = || crate::error::IndexError::corrupted("score buffer size");
-    let acc: &mut [f32; SHORT_DOCS] = acc.as_mut_slice().try_into().map_err(|_| size())?;
-    let matched: &mut [u64; SHORT_DOCS / 64] =
-        matched.as_mut_slice().try_into().map_err(|_| size())?;
+    // Sized to the segment, not to 65,536: zeroing is a visible share of a short query.
+    // Every doc id is below `num_docs` (checked when the searcher was built).
+    let num_docs = inner.num_docs as usize;
+    let mut acc = vec![0f32; num_docs];
+    let mut matched = vec![0u64; num_docs.div_ceil(64)];
     for qt in &prepared.terms {
         let Some(ti) = inner.term_index(qt.term) else {
             continue;
@@ -612,6 +625,22 @@ fn factor_segment(
     }
     Ok(())
 }
+
+/// Postings of the query's terms in one segment.
+fn query_postings(entry: &SegmentEntry, seg: &ImpactSegment, prepared: &PreparedQuery) -> usize {
+    let inner = &entry.segment.inner;
+    prepared
+        .terms
+        .iter()
+        .filter_map(|qt| inner.term_index(qt.term))
+        .map(|ti| seg.start[ti + 1] - seg.start[ti])
+        .sum()
+}
+
+/// Queries with at most this many postings per document of a segment score it in one
+/// exact pass over the factors: phase 1 reads the segment's bounds at up to seven
+/// checkpoints, twice each, so it cannot save more than that.
+const FACTOR_PASS_POSTINGS: usize = 16;
 
 /// When at least 1/8 of a segment's documents are candidates, it is scored exhaustively.
 const EXHAUSTIVE_SHARE: usize = 8;
@@ -1009,18 +1038,26 @@ mod tests {
                     assert_eq!(got, exact, "MaxScore, scorer {name}, k {k}, {q:?}");
                 }
             }
-            // Both ways a short segment is searched: exact factors, and two phases.
-            for factors in [true, false] {
-                let searcher = index
+            // Every way a short segment is searched: one pass over exact factors (short
+            // queries), two phases rescoring from exact factors (the pass turned off), and
+            // two phases rescoring from weights read in place (no factors kept).
+            for (factors, factor_pass) in [(true, true), (true, false), (false, false)] {
+                let mut searcher = index
                     .searcher_with(scorer.as_ref(), factors)
                     .expect("searcher");
+                if !factor_pass {
+                    searcher.factor_pass_postings = 0;
+                }
                 for q in queries {
                     for &k in ks {
                         let exact = index
                             .search_exhaustive(q, scorer.as_ref(), k, options)
                             .expect("search");
                         let got = searcher.search(q, k, options).expect("search");
-                        assert_eq!(got, exact, "scorer {name}, factors {factors}, k {k}, {q:?}");
+                        assert_eq!(
+                            got, exact,
+                            "scorer {name}, factors {factors}, factor pass {factor_pass}, k {k}, {q:?}"
+                        );
                     }
                 }
             }

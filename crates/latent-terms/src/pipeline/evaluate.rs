@@ -37,7 +37,7 @@ pub(crate) fn evaluate_stage(
         None => Vec::new(),
     };
     let lexical_flops = lexical.index.index().flops(&lexical_queries)?;
-    let lexical_latency = Latency::measure(
+    let lexical_latency = Latency::measure_searcher(
         lexical.index.index(),
         &ctx.test_ids
             .iter()

@@ -61,21 +61,10 @@ pub struct Latency {
 }
 
 impl Latency {
-    /// Times every query once at top-10 and once at top-1000 (single thread) with
-    /// [`Index::search`], the path lexical runs take.
-    pub(crate) fn measure(
-        index: &Index,
-        queries: &[(String, Query)],
-        scorer: &dyn Scorer,
-    ) -> Result<Self> {
-        let opts = latent_terms_sparse_index::SearchOptions::default();
-        Self::time(queries, |q, k| index.search(q, &scorer, k, &opts).map(drop))
-    }
-
-    /// The same through a [`latent_terms_sparse_index::Searcher`], the path latent runs take
-    /// (`LatentIndex::run`); preparing it (once per scorer, like loading the index) is not
-    /// timed. On short lexical queries it is slower than [`Index::search`], on long latent
-    /// queries several times faster (docs/benchmarks.md).
+    /// Times every query once at top-10 and once at top-1000 (single thread) through a
+    /// [`latent_terms_sparse_index::Searcher`], the path lexical and latent runs take
+    /// (`LexicalIndex::run`, `LatentIndex::run`); preparing it (once per scorer, like
+    /// loading the index) is not timed.
     pub(crate) fn measure_searcher(
         index: &Index,
         queries: &[(String, Query)],
