@@ -30,6 +30,7 @@
 //! ```text
 //! cargo bench -p latent-terms-benches --bench bm25_scifact
 //! LT_BENCH_ROUNDS=5 cargo bench -p latent-terms-benches --bench bm25_scifact -- top10
+//! LT_BENCH_SYSTEMS="ours searcher" cargo bench -p latent-terms-benches --bench bm25_scifact
 //! ```
 //!
 //! The dataset is read from `../shared/data/scifact` relative to the repository root
@@ -507,6 +508,16 @@ fn bench_scifact(c: &mut Criterion) {
         }),
     ];
 
+    // `LT_BENCH_SYSTEMS=ours` (comma-separated name fragments) keeps only the systems
+    // named, for profiling one of them.
+    let systems: Vec<Box<dyn System + '_>> = match std::env::var("LT_BENCH_SYSTEMS") {
+        Ok(keep) => systems
+            .into_iter()
+            .filter(|s| keep.split(',').any(|k| s.name().contains(k.trim())))
+            .collect(),
+        Err(_) => systems,
+    };
+
     // Correctness and quality, once, outside the timed part.
     for k in KS {
         for scorer in [lucene, tantivy_params] {
@@ -553,7 +564,15 @@ fn bench_scifact(c: &mut Criterion) {
             ndcg10(s.as_ref(), &queries, &qrels, 1000),
         );
     }
-    for k in KS {
+    // `LT_BENCH_K=10` times one depth only.
+    let ks: Vec<usize> = match std::env::var("LT_BENCH_K")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        Some(k) => vec![k],
+        None => KS.to_vec(),
+    };
+    for &k in &ks {
         side_by_side(&systems, &queries, k, rounds);
     }
     eprintln!();

@@ -77,16 +77,23 @@ impl Analyzer {
     /// Calls `emit` with every term of `text`, in order.
     pub fn for_each_term(&self, text: &str, mut emit: impl FnMut(&str)) {
         let stemmer = self.stemmer.map(Stemmer::create);
+        // One buffer for every word: query analysis is inside every timed search.
+        let mut token = String::new();
         for word in text.unicode_words() {
-            let mut token: String = if self.lowercase {
-                word.to_lowercase()
+            token.clear();
+            if !self.lowercase {
+                token.push_str(word);
+            } else if word.is_ascii() {
+                token.push_str(word);
+                token.make_ascii_lowercase();
             } else {
-                word.to_owned()
-            };
+                // `str::to_lowercase` knows context (a word-final Σ becomes ς).
+                token.push_str(&word.to_lowercase());
+            }
             if self.possessives {
                 strip_possessive(&mut token);
             }
-            if token.is_empty() || self.stopwords.contains(&token) {
+            if token.is_empty() || self.stopwords.contains(token.as_str()) {
                 continue;
             }
             match &stemmer {
@@ -158,6 +165,17 @@ mod tests {
             vec!["connect", "connect", "connect", "ünïcode", "café", "2024"]
         );
         assert_eq!(analyzer.analyze("   ...!!! "), Vec::<String>::new());
+    }
+
+    #[test]
+    fn lowercasing_is_str_to_lowercase_for_ascii_and_other_words() {
+        let plain = Analyzer::plain();
+        // A word-final capital sigma lowercases to ς, which only `str::to_lowercase` knows.
+        for text in ["ΟΔΟΣ Straße ÉCOLE MiXeD", "İstanbul ǅ ΣΑΣ"] {
+            let expected: Vec<String> = text.unicode_words().map(str::to_lowercase).collect();
+            assert_eq!(plain.analyze(text), expected, "{text}");
+        }
+        assert_eq!(plain.analyze("ΟΔΟΣ"), vec!["οδος"]);
     }
 
     #[test]

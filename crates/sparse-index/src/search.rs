@@ -176,6 +176,9 @@ impl Ord for Entry {
 pub(crate) struct TopK {
     k: usize,
     heap: BinaryHeap<Entry>,
+    /// The worst kept score once the heap is full: a strictly lower score is rejected
+    /// without touching the heap (most offers, in a pass over every matching document).
+    floor: f32,
 }
 
 impl TopK {
@@ -183,6 +186,7 @@ impl TopK {
         Self {
             k,
             heap: BinaryHeap::with_capacity(k.min(1 << 16) + 1),
+            floor: f32::NEG_INFINITY,
         }
     }
 
@@ -198,14 +202,37 @@ impl TopK {
         }
     }
 
+    /// Scores strictly below this (by `total_cmp`) cannot enter: the worst kept score once
+    /// the heap is full, -inf before.
+    #[inline]
+    pub(crate) fn floor(&self) -> f32 {
+        if self.is_full() {
+            self.floor
+        } else {
+            f32::NEG_INFINITY
+        }
+    }
+
+    #[inline]
     pub(crate) fn push(&mut self, score: f32, doc: DocId) {
+        let full = self.is_full();
+        if full && score.total_cmp(&self.floor).is_lt() {
+            return;
+        }
         let e = Entry { score, doc };
-        if !self.is_full() {
+        if !full {
             self.heap.push(e);
         } else if let Some(mut top) = self.heap.peek_mut()
             && e < *top
         {
             *top = e;
+        } else {
+            return;
+        }
+        if self.is_full()
+            && let Some(top) = self.heap.peek()
+        {
+            self.floor = top.score;
         }
     }
 

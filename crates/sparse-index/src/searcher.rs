@@ -593,8 +593,9 @@ fn factor_segment(
     // Sized to the segment, not to 65,536: zeroing is a visible share of a short query.
     // Every doc id is below `num_docs` (checked when the searcher was built).
     let num_docs = inner.num_docs as usize;
-    let mut acc = vec![0f32; num_docs];
-    let mut matched = vec![0u64; num_docs.div_ceil(64)];
+    let words = num_docs.div_ceil(64);
+    let mut acc = vec![0f32; words * 64];
+    let mut matched = vec![0u64; words];
     for qt in &prepared.terms {
         let Some(ti) = inner.term_index(qt.term) else {
             continue;
@@ -613,8 +614,19 @@ fn factor_segment(
         }
     }
     let filter = filter_for(entry, options);
-    for (w, &word) in matched.iter().enumerate() {
-        let mut bits = word;
+    for ((w, &word), scores) in matched.iter().enumerate().zip(acc.chunks_exact(64)) {
+        if word == 0 {
+            continue;
+        }
+        // Most matching documents score below the k-th score so far: drop them 64 at a
+        // time with one vectorisable comparison. Only a score IEEE-below the floor is
+        // dropped (never a NaN), and `push` decides the rest with `total_cmp`.
+        let floor = top.floor();
+        let mut keep = 0u64;
+        for (i, &score) in scores.iter().enumerate() {
+            keep |= u64::from(!(score < floor)) << i;
+        }
+        let mut bits = word & keep;
         while bits != 0 {
             let d = w * 64 + bits.trailing_zeros() as usize;
             bits &= bits - 1;
