@@ -624,7 +624,7 @@ fn factor_segment(
         let floor = top.floor();
         let mut keep = 0u64;
         for (i, &score) in scores.iter().enumerate() {
-            keep |= u64::from(!(score < floor)) << i;
+            keep |= (u64::from(score < floor) ^ 1) << i;
         }
         let mut bits = word & keep;
         while bits != 0 {
