@@ -504,7 +504,23 @@ impl<S: Scorer> Searcher<'_, S> {
                 continue;
             };
             let t = inner.terms[ti];
+            let kept = seg
+                .factors
+                .as_deref()
+                .map(|f| &f[seg.start[ti]..seg.start[ti + 1]]);
             if let Some(&first) = seg.rank_start.get(ti).filter(|&&f| f != u32::MAX) {
+                if let Some(kept) = kept {
+                    // The common case, written out: the product `contribution_at` returns.
+                    for (sum, &d) in sums.iter_mut().zip(docs) {
+                        if let Some(pos) = seg.rank(first as usize, d as usize) {
+                            let factor = kept.get(pos).ok_or_else(|| {
+                                IndexError::corrupted("rank beyond the term's postings")
+                            })?;
+                            *sum += qt.multiplier * factor;
+                        }
+                    }
+                    continue;
+                }
                 for (sum, &d) in sums.iter_mut().zip(docs) {
                     let Some(pos) = seg.rank(first as usize, d as usize) else {
                         continue;
@@ -535,7 +551,17 @@ impl<S: Scorer> Searcher<'_, S> {
                     if list[pos] != d {
                         continue;
                     }
-                    *sum += self.contribution_at(inner, seg, prepared, (qt, ti), pos, d.into())?;
+                    *sum += match kept {
+                        Some(kept) => {
+                            qt.multiplier
+                                * kept.get(pos).ok_or_else(|| {
+                                    IndexError::corrupted("position beyond the term's postings")
+                                })?
+                        }
+                        None => {
+                            self.contribution_at(inner, seg, prepared, (qt, ti), pos, d.into())?
+                        }
+                    };
                 }
                 continue;
             }
@@ -672,8 +698,7 @@ const CHECKPOINTS: [f64; 7] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.65, 0.8];
 /// Phase 1 of one segment for one query: bounds accumulated term by term, largest term
 /// bound first, with what is needed to bound documents from above and below at any point.
 struct Pass {
-    /// Per local doc, its bound so far; 65,536 entries for segments with `u16` doc ids
-    /// (so indexing by a `u16` needs no bounds check), of which the first `num_docs` count.
+    /// Per local doc, its bound so far.
     acc: Vec<f32>,
     num_docs: usize,
     /// Terms with a positive multiplier still to scan, smallest bound first (scanned from
@@ -716,14 +741,7 @@ impl Pass {
         let margin = 8.0 * (prepared.terms.len() as f64 + 1.0) / 16_777_216.0;
         debug_assert!(margin >= 2.0 * prepared.terms.len() as f64 * SUM_MARGIN);
         Self {
-            acc: vec![
-                0f32;
-                if seg.docs.is_some() {
-                    SHORT_DOCS
-                } else {
-                    inner.num_docs as usize
-                }
-            ],
+            acc: vec![0f32; inner.num_docs as usize],
             num_docs: inner.num_docs as usize,
             todo,
             postings_left,
@@ -745,9 +763,10 @@ impl Pass {
         let t = inner.terms[ti];
         let range = seg.start[ti]..seg.start[ti + 1];
         if let Some(short) = &seg.docs {
-            let acc: &mut [f32; SHORT_DOCS] = (&mut self.acc[..SHORT_DOCS])
-                .try_into()
-                .map_err(|_| crate::error::IndexError::corrupted("bound buffer size"))?;
+            // Sized to the segment (every doc id is below `num_docs`, checked when the
+            // searcher was built): zeroing 65,536 bounds per query cost more than the
+            // bounds checks.
+            let acc = &mut self.acc[..];
             for (&d, &c) in short[range.clone()].iter().zip(&seg.codes[range]) {
                 acc[usize::from(d)] += step * f32::from(c);
             }
