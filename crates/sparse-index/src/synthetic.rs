@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::builder::{IndexBuilder, IndexConfig, WeightEncoding};
 use crate::error::{IndexError, Result};
 use crate::index::Index;
+pub use crate::rng::SplitMix64;
 use crate::vector::{Query, SparseVector};
 
 /// Quantiles kept of each weight distribution.
@@ -278,7 +279,8 @@ impl Table {
         let level = if self.probability.is_empty() {
             None
         } else {
-            Some(rng.below(LEVELS))
+            // Float-based, as the twins in docs/ were drawn.
+            Some(((rng.uniform() * LEVELS as f64) as usize).min(LEVELS - 1))
         };
         let row: &[f32] = match level {
             Some(l) => &self.probability[l * self.ranks..(l + 1) * self.ranks],
@@ -333,36 +335,6 @@ impl TwinSampler {
         }
         pairs.sort_unstable_by_key(|p| p.0);
         pairs
-    }
-}
-
-/// SplitMix64: a small, fast, deterministic generator.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    /// A generator from a seed.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in `0..n` (`n > 0`).
-    pub fn below(&mut self, n: usize) -> usize {
-        ((self.uniform() * n as f64) as usize).min(n.saturating_sub(1))
     }
 }
 

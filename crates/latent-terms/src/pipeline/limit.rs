@@ -8,6 +8,7 @@ use std::path::Path;
 
 use latent_terms_eval::Qrels;
 use latent_terms_eval::beir::{Document, Query, write_dataset};
+use latent_terms_sparse_index::SplitMix64;
 
 use crate::error::{Error, Result};
 
@@ -157,18 +158,13 @@ pub struct LimitCollection {
     pub qrels: Qrels,
 }
 
-struct SplitMix(u64);
+/// LIMIT's draws: `next_u64 % n`, kept so that a seed generates the same collection as
+/// before the generator was shared.
+struct SplitMix(SplitMix64);
 
 impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.0.next_u64() % n as u64) as usize
     }
     fn shuffle<T>(&mut self, v: &mut [T]) {
         for i in (1..v.len()).rev() {
@@ -251,7 +247,7 @@ pub fn generate_limit(spec: &LimitSpec) -> Result<LimitCollection> {
     if docs > max_people {
         return bad(format!("at most {max_people} documents"));
     }
-    let mut rng = SplitMix(seed ^ 0x004c_494d_4954);
+    let mut rng = SplitMix(SplitMix64::new(seed ^ 0x004c_494d_4954));
     let mut attr_order: Vec<usize> = (0..attributes).collect();
     rng.shuffle(&mut attr_order);
     let (query_attrs, filler_attrs) = attr_order.split_at(queries);
