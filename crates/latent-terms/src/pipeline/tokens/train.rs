@@ -80,10 +80,9 @@ pub(crate) fn train(
         sample.parts.join(" + ")
     ));
     // Steps, not epochs, are what an SAE needs: a small sample is seen several times.
+    // Rounded, not ceiled: a sample a few rows short of the target is one epoch, not two.
     let mut settings = t.sae.clone();
-    settings.epochs = settings
-        .epochs
-        .max(t.max_training_tokens.div_ceil(n.max(1)));
+    settings.epochs = settings.epochs.max(epochs_for(t.max_training_tokens, n));
     let (weights, summary) = entry.train(
         &sample.rows,
         sample.dim,
@@ -100,6 +99,11 @@ pub(crate) fn train(
     })
 }
 
+/// Passes over a sample of `rows` rows that give about `target` training rows (at least 1).
+fn epochs_for(target: usize, rows: usize) -> usize {
+    ((target as f64 / rows.max(1) as f64).round() as usize).max(1)
+}
+
 struct Sample {
     rows: Vec<f32>,
     dim: usize,
@@ -107,12 +111,10 @@ struct Sample {
     parts: Vec<String>,
 }
 
-/// SplitMix64 of `x`: a fixed hash, so the sample repeats exactly for a seed.
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
+/// SplitMix64's output for state `x`: a fixed hash, so the sample repeats exactly for a
+/// seed.
+fn mix(x: u64) -> u64 {
+    latent_terms_sparse_index::SplitMix64::new(x).next_u64()
 }
 
 /// Up to `max_training_tokens` token rows, each row kept with the same probability
@@ -205,4 +207,20 @@ fn sample_rows(sources: &[PathBuf], t: &TokenSettings, progress: &dyn Progress) 
         total,
         parts,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sample_near_the_target_is_one_epoch_and_a_small_one_several() {
+        assert_eq!(epochs_for(1_200_000, 1_199_929), 1);
+        assert_eq!(epochs_for(1_200_000, 1_200_000), 1);
+        assert_eq!(epochs_for(1_200_000, 2_000_000), 1);
+        assert_eq!(epochs_for(1_200_000, 250_000), 5);
+        assert_eq!(epochs_for(1_200_000, 0), 1_200_000);
+        // SplitMix64's well-known first output for seed 0: the sample's hash is unchanged.
+        assert_eq!(mix(0), 0xe220_a839_7b1d_cdaf);
+    }
 }
