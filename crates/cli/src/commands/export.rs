@@ -284,6 +284,9 @@ pub(crate) fn search(args: &SearchArgs) -> CliResult {
     if args.feature_field {
         let served = export::feature_field_index(&index, &*scorer, quantizer(args.quantize)?)?;
         let query_scale = quantizer(args.query_scale)?;
+        // One searcher per run of queries: prepared once, then exact and several times
+        // faster per query than `Index::search` (bit-identical hits).
+        let searcher = served.searcher(DotProduct)?;
         for q in &queries {
             let query = match query_scale {
                 Some(qs) => export::quantized_query(&q.query, &*scorer, qs)?,
@@ -291,7 +294,7 @@ pub(crate) fn search(args: &SearchArgs) -> CliResult {
                     &q.query, &*scorer,
                 ))?,
             };
-            let hits = served.search(&query, &DotProduct, args.top, &options)?;
+            let hits = searcher.search(&query, args.top, &options)?;
             push(&served, &q.id, hits)?;
         }
     } else {
@@ -300,15 +303,17 @@ pub(crate) fn search(args: &SearchArgs) -> CliResult {
                 let doc = Quantizer::new(scale)?;
                 let query = Quantizer::new(args.query_scale.unwrap_or(scale))?;
                 let served = export::quantized_impact_index(&index, &*scorer, doc)?;
+                let searcher = served.searcher(DotProduct)?;
                 for q in &queries {
                     let query = export::quantized_query(&q.query, &*scorer, query)?;
-                    let hits = served.search(&query, &DotProduct, args.top, &options)?;
+                    let hits = searcher.search(&query, args.top, &options)?;
                     push(&served, &q.id, hits)?;
                 }
             }
             None => {
+                let searcher = index.searcher(&*scorer)?;
                 for q in &queries {
-                    let hits = index.search(&q.query, &*scorer, args.top, &options)?;
+                    let hits = searcher.search(&q.query, args.top, &options)?;
                     push(&index, &q.id, hits)?;
                 }
             }
