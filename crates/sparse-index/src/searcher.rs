@@ -29,7 +29,8 @@
 //! Indexes of at most 2²⁷ postings (SciFact's token index has 10M) also keep each
 //! posting's exact document factor: the exhaustive path's contribution is
 //! `multiplier · factor`, so with them rescoring needs no weight, length or division, and
-//! when k is an eighth of a segment or more the segment is scored in one exact
+//! when k is an eighth of a segment or more, or the query has at most 16 postings per
+//! document of the segment (short lexical queries), the segment is scored in one exact
 //! term-at-a-time pass over the factors instead of in two phases.
 //!
 //! Exact scores are computed per term in increasing term order, each contribution with
@@ -233,14 +234,15 @@ impl Index {
                 factors.clear();
                 for block in t.first_block..t.first_block + t.num_blocks {
                     let n = inner.decode_block(block, &mut docs, &mut weights)?;
+                    // Search buffers are sized to the segment: a doc id beyond it is an
+                    // error here, never an out-of-bounds index in a search.
+                    if docs[..n].iter().any(|&d| d >= inner.num_docs) {
+                        return Err(IndexError::corrupted("doc id beyond the segment"));
+                    }
                     for (&d, &w) in docs[..n].iter().zip(&weights[..n]) {
                         factors.push(scorer.doc_factor(w, lengths.per_doc[d as usize], avg));
                     }
                     if let Some(short) = &mut seg.docs {
-                        // Search buffers are sized to the segment.
-                        if docs[..n].iter().any(|&d| d >= inner.num_docs) {
-                            return Err(IndexError::corrupted("doc id beyond the segment"));
-                        }
                         // Lossless: every local id of this segment is below 65,536.
                         short.extend(docs[..n].iter().map(|&d| d as u16));
                     }
