@@ -194,18 +194,10 @@ impl TopK {
         self.heap.len() >= self.k
     }
 
-    /// The score a new hit must beat, or -inf while the heap is not full.
-    pub(crate) fn threshold(&self) -> f32 {
-        match self.heap.peek() {
-            Some(e) if self.is_full() => e.score,
-            _ => f32::NEG_INFINITY,
-        }
-    }
-
-    /// Scores strictly below this (by `total_cmp`) cannot enter: the worst kept score once
-    /// the heap is full, -inf before.
+    /// The score a new hit must beat, or -inf while the heap is not full: the worst kept
+    /// score, so a strictly lower one (by `total_cmp`) cannot enter.
     #[inline]
-    pub(crate) fn floor(&self) -> f32 {
+    pub(crate) fn threshold(&self) -> f32 {
         if self.is_full() {
             self.floor
         } else {

@@ -649,7 +649,7 @@ fn factor_segment(
         // Most matching documents score below the k-th score so far: drop them 64 at a
         // time with one vectorisable comparison. Only a score IEEE-below the floor is
         // dropped (never a NaN), and `push` decides the rest with `total_cmp`.
-        let floor = top.floor();
+        let floor = top.threshold();
         let mut keep = 0u64;
         for (i, &score) in scores.iter().enumerate() {
             keep |= (u64::from(score < floor) ^ 1) << i;
