@@ -362,9 +362,7 @@ pub(crate) fn exhaustive_segment<S: Scorer + ?Sized>(
     let mut weights = [0f32; BLOCK_LEN];
     let inner = &entry.segment.inner;
     let lengths = inner.length_column(prepared.kind)?;
-    let n = inner.num_docs as usize;
-    let mut acc = vec![0f32; n];
-    let mut matched = vec![0u64; n.div_ceil(64)];
+    let mut scores = Accumulator::new(inner.num_docs as usize);
     for qt in &prepared.terms {
         let Some(ti) = inner.term_index(qt.term) else {
             continue;
@@ -375,28 +373,79 @@ pub(crate) fn exhaustive_segment<S: Scorer + ?Sized>(
             for (&d, &w) in docs[..count].iter().zip(&weights[..count]) {
                 let d = d as usize;
                 let c = contribution(scorer, qt.multiplier, w, lengths.per_doc[d], avg);
-                acc[d] += c;
-                matched[d / 64] |= 1 << (d % 64);
+                scores.add(d, c);
             }
         }
     }
-    for &d in skip {
-        if let Some(word) = matched.get_mut(d as usize / 64) {
-            *word &= !(1 << (d % 64));
-        }
-    }
-    let filter = filter_for(entry, options);
-    for (word_index, &word) in matched.iter().enumerate() {
-        let mut bits = word;
-        while bits != 0 {
-            let d = word_index * 64 + bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            if filter.accepts(d as u32) {
-                top.push(acc[d], entry.base + d as u32);
-            }
-        }
-    }
+    scores.offer(entry, options, skip, top);
     Ok(())
+}
+
+/// Per-document score sums of one segment, term at a time, and which documents matched.
+pub(crate) struct Accumulator {
+    /// Padded to a multiple of 64 documents (the padding never matches).
+    sums: Vec<f32>,
+    matched: Vec<u64>,
+}
+
+impl Accumulator {
+    pub(crate) fn new(num_docs: usize) -> Self {
+        let words = num_docs.div_ceil(64);
+        Self {
+            sums: vec![0f32; words * 64],
+            matched: vec![0u64; words],
+        }
+    }
+
+    /// Adds a contribution to local doc `d` (below the segment's size).
+    #[inline]
+    pub(crate) fn add(&mut self, d: usize, contribution: f32) {
+        self.sums[d] += contribution;
+        self.matched[d / 64] |= 1 << (d % 64);
+    }
+
+    /// Offers every matched document the options accept to `top`, except those in `skip`
+    /// (local ids already offered). Most matching documents score below the k-th score so
+    /// far: they are dropped 64 at a time with one vectorisable comparison. Only a score
+    /// IEEE-below the threshold is dropped (never a NaN); `push` decides the rest.
+    pub(crate) fn offer(
+        mut self,
+        entry: &SegmentEntry,
+        options: &SearchOptions,
+        skip: &[u32],
+        top: &mut TopK,
+    ) {
+        for &d in skip {
+            if let Some(word) = self.matched.get_mut(d as usize / 64) {
+                *word &= !(1 << (d % 64));
+            }
+        }
+        let filter = filter_for(entry, options);
+        for ((w, &word), sums) in self
+            .matched
+            .iter()
+            .enumerate()
+            .zip(self.sums.chunks_exact(64))
+        {
+            if word == 0 {
+                continue;
+            }
+            let floor = top.threshold();
+            let mut keep = 0u64;
+            for (i, &score) in sums.iter().enumerate() {
+                keep |= (u64::from(score < floor) ^ 1) << i;
+            }
+            let mut bits = word & keep;
+            while bits != 0 {
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let d = w * 64 + i;
+                if filter.accepts(d as u32) {
+                    top.push(sums[i], entry.base + d as u32);
+                }
+            }
+        }
+    }
 }
 
 /// Documents per scoring window of the pruned path (a multiple of 64). Unit tests use

@@ -51,8 +51,8 @@ use crate::error::{IndexError, Result};
 use crate::index::{Index, SegmentEntry};
 use crate::scorer::Scorer;
 use crate::search::{
-    BOUND_SLACK, Filter, Hit, PreparedQuery, SUM_MARGIN, SearchOptions, TopK, contribution,
-    exhaustive_segment, filter_for,
+    Accumulator, BOUND_SLACK, Filter, Hit, PreparedQuery, SUM_MARGIN, SearchOptions, TopK,
+    contribution, exhaustive_segment, filter_for,
 };
 use crate::segment::LengthColumn;
 use crate::vector::Query;
@@ -618,12 +618,8 @@ fn factor_segment(
     top: &mut TopK,
 ) -> Result<()> {
     let inner = &entry.segment.inner;
-    // Sized to the segment, not to 65,536: zeroing is a visible share of a short query.
     // Every doc id is below `num_docs` (checked when the searcher was built).
-    let num_docs = inner.num_docs as usize;
-    let words = num_docs.div_ceil(64);
-    let mut acc = vec![0f32; words * 64];
-    let mut matched = vec![0u64; words];
+    let mut scores = Accumulator::new(inner.num_docs as usize);
     for qt in &prepared.terms {
         let Some(ti) = inner.term_index(qt.term) else {
             continue;
@@ -631,38 +627,10 @@ fn factor_segment(
         let range = seg.start[ti]..seg.start[ti + 1];
         let m = qt.multiplier;
         for (&d, &f) in short[range.clone()].iter().zip(&factors[range]) {
-            let d = usize::from(d);
-            acc[d] += m * f;
-            matched[d / 64] |= 1 << (d % 64);
+            scores.add(usize::from(d), m * f);
         }
     }
-    for &d in skip {
-        if let Some(word) = matched.get_mut(d as usize / 64) {
-            *word &= !(1 << (d % 64));
-        }
-    }
-    let filter = filter_for(entry, options);
-    for ((w, &word), scores) in matched.iter().enumerate().zip(acc.chunks_exact(64)) {
-        if word == 0 {
-            continue;
-        }
-        // Most matching documents score below the k-th score so far: drop them 64 at a
-        // time with one vectorisable comparison. Only a score IEEE-below the floor is
-        // dropped (never a NaN), and `push` decides the rest with `total_cmp`.
-        let floor = top.threshold();
-        let mut keep = 0u64;
-        for (i, &score) in scores.iter().enumerate() {
-            keep |= (u64::from(score < floor) ^ 1) << i;
-        }
-        let mut bits = word & keep;
-        while bits != 0 {
-            let d = w * 64 + bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            if filter.accepts(d as u32) {
-                top.push(acc[d], entry.base + d as u32);
-            }
-        }
-    }
+    scores.offer(entry, options, skip, top);
     Ok(())
 }
 
