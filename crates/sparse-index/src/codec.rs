@@ -366,19 +366,24 @@ mod tests {
         }
     }
 
+    /// `len` values spread over the whole range of a `bits`-wide field (all 0 at width 0).
+    fn spread_values(len: usize, bits: u8) -> Vec<u32> {
+        (0..len as u32)
+            .map(|i| {
+                if bits == 0 {
+                    0
+                } else {
+                    i.wrapping_mul(2_654_435_761) >> (32 - bits)
+                }
+            })
+            .collect()
+    }
+
     #[test]
     fn values_are_read_in_place_at_every_width() {
         for bits in 0..=32u8 {
             for len in [128usize, 77, 1] {
-                let values: Vec<u32> = (0..len as u32)
-                    .map(|i| {
-                        if bits == 0 {
-                            0
-                        } else {
-                            i.wrapping_mul(2_654_435_761) >> (32 - bits)
-                        }
-                    })
-                    .collect();
+                let values = spread_values(len, bits);
                 let mut out = Vec::new();
                 if len == BLOCK_LEN {
                     out.resize(BitPacker4x::compressed_block_size(bits), 0);
@@ -437,15 +442,7 @@ mod tests {
     #[test]
     fn scalar_packer_handles_every_width() {
         for bits in 0..=32u8 {
-            let values: Vec<u32> = (0..37u32)
-                .map(|i| {
-                    if bits == 0 {
-                        0
-                    } else {
-                        i.wrapping_mul(2_654_435_761) >> (32 - bits)
-                    }
-                })
-                .collect();
+            let values = spread_values(37, bits);
             let mut out = Vec::new();
             pack_bits(&values, bits, &mut out);
             let mut back = vec![0u32; values.len()];
