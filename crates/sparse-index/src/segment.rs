@@ -408,14 +408,20 @@ impl SegmentInner {
         Ok(count)
     }
 
-    /// The weight of posting `i` of block `block`, read in place without decoding the
-    /// block, and validated as [`decode_block`](Self::decode_block) validates it.
-    pub(crate) fn weight_at(&self, block: usize, i: usize) -> Result<f32> {
-        let corrupt = |what: &str| IndexError::corrupted(format!("posting block: {what}"));
-        let info = self
-            .blocks
+    /// The header of block `block`, for [`weight_in`](Self::weight_in).
+    pub(crate) fn block_info(&self, block: usize) -> Result<BlockInfo> {
+        self.blocks
             .get(block)
-            .ok_or_else(|| corrupt("block index out of range"))?;
+            .copied()
+            .ok_or_else(|| IndexError::corrupted("posting block: block index out of range"))
+    }
+
+    /// The weight of posting `i` of the block whose header is `info`, read in place
+    /// without decoding the block, and validated as [`decode_block`](Self::decode_block)
+    /// validates it. Apart from [`block_info`](Self::block_info) so that a caller reading
+    /// many postings can fetch all their headers first.
+    pub(crate) fn weight_in(&self, info: &BlockInfo, i: usize) -> Result<f32> {
+        let corrupt = |what: &str| IndexError::corrupted(format!("posting block: {what}"));
         if i >= info.count {
             return Err(corrupt("posting outside its block"));
         }
