@@ -156,11 +156,11 @@ struct ImpactSegment {
 
 impl ImpactSegment {
     /// Adds the rank bitset of the term whose `df` doc ids were just appended to `docs`.
-    fn add_rank(&mut self, num_docs: usize, df: usize) {
-        let Some(short) = &self.docs else {
+    fn add_rank(&mut self, num_docs: usize, term_docs: &[u32]) {
+        if self.docs.is_none() {
             return;
-        };
-        if df * RANK_DENSITY < num_docs {
+        }
+        if term_docs.len() * RANK_DENSITY < num_docs {
             self.rank_start.push(u32::MAX);
             return;
         }
@@ -168,8 +168,8 @@ impl ImpactSegment {
         let first = self.bits.len();
         self.rank_start.push(first as u32);
         self.bits.resize(first + words, 0);
-        for &d in &short[short.len() - df..] {
-            self.bits[first + usize::from(d) / 64] |= 1 << (d % 64);
+        for &d in term_docs {
+            self.bits[first + d as usize / 64] |= 1 << (d % 64);
         }
         let mut before = 0u32;
         for w in &self.bits[first..] {
@@ -252,6 +252,12 @@ impl Index {
                 seg.start.push(seg.codes.len());
                 factors.clear();
                 term_docs.clear();
+                let dense = num_docs > 0 && t.df as usize * DENSE_SHARE >= num_docs;
+                // Without kept factors nothing reads a dense term's per-posting codes and
+                // `u16` ids (phase 1 reads its codes per document, rescoring its rank
+                // bitset), so they are left out: a code per document costs less memory
+                // than three bytes per posting from a density of a third on.
+                let per_posting = !dense || seg.factors.is_some();
                 for block in t.first_block..t.first_block + t.num_blocks {
                     let n = inner.decode_block(block, &mut docs, &mut weights)?;
                     // Search buffers are sized to the segment: a doc id beyond it is an
@@ -263,27 +269,33 @@ impl Index {
                         factors.push(scorer.doc_factor(w, lengths.per_doc[d as usize], avg));
                     }
                     term_docs.extend_from_slice(&docs[..n]);
-                    if let Some(short) = &mut seg.docs {
+                    if let Some(short) = seg.docs.as_mut().filter(|_| per_posting) {
                         // Lossless: every local id of this segment is below 65,536.
                         short.extend(docs[..n].iter().map(|&d| d as u16));
                     }
                 }
-                seg.add_rank(inner.num_docs as usize, t.df as usize);
+                if term_docs.len() != t.df as usize {
+                    return Err(IndexError::corrupted(
+                        "a term's postings differ from its df",
+                    ));
+                }
+                seg.add_rank(num_docs, &term_docs);
                 let max = factors.iter().copied().fold(0f32, f32::max);
                 seg.unbounded |= factors.iter().any(|f| !(f.is_finite() && *f >= 0.0));
                 seg.max_factor.push(max);
-                let first_code = seg.codes.len();
-                seg.codes
-                    .extend(factors.iter().map(|&f| impact_code(f, max)));
-                if num_docs > 0 && term_docs.len() * DENSE_SHARE >= num_docs {
+                let codes = factors.iter().map(|&f| impact_code(f, max));
+                if dense {
                     let base = seg.dense_codes.len();
                     seg.dense_start.push(base);
                     seg.dense_codes.resize(base + num_docs, 0);
-                    for (&d, &c) in term_docs.iter().zip(&seg.codes[first_code..]) {
+                    for (&d, c) in term_docs.iter().zip(codes.clone()) {
                         seg.dense_codes[base + d as usize] = c;
                     }
                 } else {
                     seg.dense_start.push(usize::MAX);
+                }
+                if per_posting {
+                    seg.codes.extend(codes);
                 }
                 if let Some(exact) = &mut seg.factors {
                     exact.extend_from_slice(&factors);
@@ -404,7 +416,7 @@ impl<S: Scorer> Searcher<'_, S> {
         let large_k = k.saturating_mul(EXHAUSTIVE_SHARE) >= num_docs;
         if let (Some(short), Some(factors)) = (&seg.docs, &seg.factors)
             && (large_k
-                || query_postings(entry, seg, prepared)
+                || query_postings(entry, prepared)
                     <= self.factor_pass_postings.saturating_mul(num_docs))
         {
             // Every document is nearly a candidate, or the query's postings are too few
@@ -665,13 +677,13 @@ fn factor_segment(
 }
 
 /// Postings of the query's terms in one segment.
-fn query_postings(entry: &SegmentEntry, seg: &ImpactSegment, prepared: &PreparedQuery) -> usize {
+fn query_postings(entry: &SegmentEntry, prepared: &PreparedQuery) -> usize {
     let inner = &entry.segment.inner;
     prepared
         .terms
         .iter()
         .filter_map(|qt| inner.term_index(qt.term))
-        .map(|ti| seg.start[ti + 1] - seg.start[ti])
+        .map(|ti| inner.terms[ti].df as usize)
         .sum()
 }
 
@@ -1184,8 +1196,8 @@ mod tests {
             })
             .collect();
         let index = build(&[docs], WeightEncoding::Float32);
-        let searcher = index.searcher(Bm25::default()).expect("searcher");
-        let seg = &searcher.segments[0];
+        let with_factors = index.searcher(Bm25::default()).expect("searcher");
+        let seg = &with_factors.segments[0];
         let short = seg.docs.as_ref().expect("u16 ids");
         assert_eq!(seg.dense_start[1], usize::MAX, "term 1 is sparse");
         let base = seg.dense_start[0];
@@ -1196,6 +1208,22 @@ mod tests {
         }
         assert_eq!(dense, &expected[..]);
         assert!(dense.iter().all(|&c| c > 0));
+        // Without kept factors the dense term keeps only its codes per document.
+        let compact = index
+            .searcher_with(Bm25::default(), false)
+            .expect("searcher");
+        let seg = &compact.segments[0];
+        assert_eq!(
+            seg.start[0], seg.start[1],
+            "no per-posting codes for term 0"
+        );
+        assert_eq!(
+            seg.start[2] - seg.start[1],
+            20,
+            "term 1 keeps its 20 postings"
+        );
+        let base = seg.dense_start[0];
+        assert_eq!(&seg.dense_codes[base..base + 200], &expected[..]);
     }
 
     #[test]
