@@ -75,15 +75,17 @@ const RANK_DENSITY: usize = 16;
 /// Terms in at least 1/`DENSE_SHARE` of a segment's documents also keep a code per
 /// document: phase 1 adds a code per document (about 0.1 ns, vectorised) instead of one per
 /// posting (about 0.7 ns, a scatter), so from a density of about 1/6 on the dense pass is
-/// cheaper; at 1/4 its memory is at most 4 bytes per posting of those terms.
+/// cheaper. It is at most 4 bytes per posting of those terms, and where no exact factors are
+/// kept it replaces their per-posting codes and `u16` ids (3 bytes per posting).
 const DENSE_SHARE: usize = 4;
 
 /// An index prepared for many searches with one scorer: the scorer, and for every posting
-/// its document factor quantized upward to 8 bits (one byte per posting, computed when the
-/// searcher is built, never stored on disk; see the module doc for the `u16` doc ids, rank
-/// bitsets and exact factors kept alongside, 3.75–7.8 bytes per posting in all). Build it
-/// once and share it across threads; it borrows the index, so the index cannot change
-/// (deletes, merges) while it exists.
+/// its document factor quantized upward to 8 bits, computed when the searcher is built and
+/// never stored on disk (see the module doc for the `u16` doc ids, rank bitsets, exact
+/// factors and per-document codes of dense terms kept alongside: 3.4 bytes per posting in
+/// all on the 1M twin of SciFact's token index, 9.2 on SciFact's, which keeps factors).
+/// Build it once and share it across threads; it borrows the index, so the index cannot
+/// change (deletes, merges) while it exists.
 ///
 /// ```
 /// use latent_terms_sparse_index::{Bm25, IndexBuilder, IndexConfig, Query, SearchOptions, SparseVector};
@@ -207,7 +209,7 @@ impl Default for ApproximateOptions {
 
 impl Index {
     /// Prepares this index for many exact searches with `scorer` (see [`Searcher`]). Costs
-    /// one pass over every posting and 1–7.8 bytes of memory per posting
+    /// one pass over every posting and 1–9.2 bytes of memory per posting
     /// ([`Searcher::impact_bytes`]).
     pub fn searcher<S: Scorer>(&self, scorer: S) -> Result<Searcher<'_, S>> {
         let postings: u64 = self.segments.iter().map(|e| e.segment.num_postings()).sum();
