@@ -73,10 +73,10 @@ const FACTOR_POSTINGS: u64 = 1 << 27;
 const RANK_DENSITY: usize = 16;
 
 /// Terms in at least 1/`DENSE_SHARE` of a segment's documents also keep a code per
-/// document: phase 1 adds a code per document (about 0.1 ns, vectorised) instead of one per
-/// posting (about 0.7 ns, a scatter), so from a density of about 1/6 on the dense pass is
-/// cheaper. It is at most 4 bytes per posting of those terms, and where no exact factors are
-/// kept it replaces their per-posting codes and `u16` ids (3 bytes per posting).
+/// document: phase 1 adds a code per document in a vectorised loop instead of scattering
+/// one per posting, which is cheaper once a fair share of the documents hold the term. It is
+/// at most 4 bytes per posting of those terms, and where no exact factors are kept it
+/// replaces their per-posting codes and `u16` ids (3 bytes per posting).
 const DENSE_SHARE: usize = 4;
 
 /// An index prepared for many searches with one scorer: the scorer, and for every posting
@@ -701,11 +701,11 @@ const EXHAUSTIVE_SHARE: usize = 8;
 /// search), in phase-1 postings.
 const LOOKUP_COST: usize = 12;
 
-/// The same when the contribution is computed from a weight read in place (a bitset and a
-/// block header, a packed-bit extraction, a length and the scorer's division; about 40 µs
-/// per candidate of a twin query): on a 131,072-document twin, 48–96 ran top-10 about 20 %
-/// faster than 12, and once dense terms were scanned per document, 128 and 256 ran within
-/// noise of each other and about 5 % faster than 64 (interleaved A/B, 21 rounds).
+/// The same when the contribution is computed from a weight read in place (a bitset word,
+/// a block header, a packed-bit extraction, a length and the scorer's division, mostly
+/// cache misses): on a 131,072-document twin, 48–96 ran top-10 about 20 % faster than 12;
+/// once dense terms were scanned per document, phase 1 got cheaper against rescoring, and
+/// the cost was doubled to match.
 const LOOKUP_COST_IN_PLACE: usize = 128;
 
 /// Fractions of a segment's query postings after which phase 1 checks whether it can stop.
