@@ -157,7 +157,8 @@ struct ImpactSegment {
 }
 
 impl ImpactSegment {
-    /// Adds the rank bitset of the term whose `df` doc ids were just appended to `docs`.
+    /// Adds the rank bitset of the next term, from its sorted local doc ids (segments with
+    /// `u16` ids only; sparse terms get `u32::MAX`).
     fn add_rank(&mut self, num_docs: usize, term_docs: &[u32]) {
         if self.docs.is_none() {
             return;
