@@ -363,10 +363,7 @@ impl SegmentInner {
 
     /// Block `block`'s bytes and layout, checked against the postings section.
     fn block_bytes(&self, block: usize) -> Result<(&[u8], BlockLayout)> {
-        let info = self
-            .blocks
-            .get(block)
-            .ok_or_else(|| IndexError::corrupted("block index out of range"))?;
+        let info = self.block_info(block)?;
         let data = self
             .sections
             .postings
