@@ -706,6 +706,39 @@ fn token_level_latent_terms_run_end_to_end_on_a_tiny_model() {
     let index = latent_terms::sparse_index::Index::open(&third.artifacts.token_index).unwrap();
     assert_eq!(index.num_docs(), 24, "the other collection's own index");
     assert_ne!(third.artifacts.token_index, given.artifacts.token_index);
+
+    // Static pruning: fewer postings, the full index's document frequencies.
+    let pruned_config = PipelineConfig::from_json(
+        r#"{"representation": "tokens", "depth": 20,
+            "tokens": {"sae": {"d_sae": 64, "k": 4, "epochs": 3, "batch_size": 64,
+                               "warmup_steps": 2, "validation_fraction": 0.0},
+                       "max_training_tokens": 100000, "min_training_tokens": 10,
+                       "prune": {"top_terms": 3}}}"#,
+    )
+    .unwrap();
+    let pruned = pipeline::run(
+        &PipelineInputs {
+            token_sae: Some(PathBuf::from(&first.artifacts.token_sae)),
+            ..inputs.clone()
+        },
+        &pruned_config,
+        &Quiet,
+    )
+    .unwrap();
+    let full_index = latent_terms::sparse_index::Index::open(&given.artifacts.token_index).unwrap();
+    let pruned_index =
+        latent_terms::sparse_index::Index::open(&pruned.artifacts.token_index).unwrap();
+    let t = pruned.tokens.as_ref().expect("a token report");
+    assert!(t.avg_latents_per_doc <= 3.0, "{}", t.avg_latents_per_doc);
+    assert!(t.postings < given.tokens.as_ref().expect("a token report").postings);
+    assert!(pruned_index.term_statistics().is_some());
+    for term in full_index.term_ids() {
+        assert_eq!(
+            pruned_index.doc_freq(term).unwrap(),
+            full_index.doc_freq(term).unwrap()
+        );
+    }
+    assert!(pruned.row("lt-tokens-bm25").is_some());
 }
 
 fn root() -> PathBuf {

@@ -8,6 +8,7 @@ use crate::bytes::Bytes;
 use crate::codec::{self, BLOCK_LEN, BlockWeights, MAX_CODE};
 use crate::error::{IndexError, Result};
 use crate::index::Index;
+use crate::pruning::{StaticPruning, TermStatistics, pruning_idf};
 use crate::segment::{MAX_DOCS, Segment, SegmentSections};
 use crate::vector::SparseVector;
 
@@ -301,6 +302,74 @@ impl IndexBuilder {
     pub fn build(self) -> Result<Index> {
         let mut index = Index::new();
         index.add_segment(self.build_segment()?)?;
+        Ok(index)
+    }
+
+    /// Builds a one-segment index that keeps only the postings `pruning` chooses in each
+    /// document, but scores them with the full documents' statistics: every document keeps
+    /// the length of everything it was added with, and the index keeps every term's
+    /// document frequency over the full documents ([`TermStatistics`]). Such an index
+    /// cannot take more segments ([`Index::add_segment`] refuses); rebuild it instead.
+    ///
+    /// ```
+    /// use latent_terms_sparse_index::{Bm25, IndexBuilder, IndexConfig, Query, SearchOptions, SparseVector, StaticPruning};
+    ///
+    /// let docs = [("a", vec![(1, 2.0), (2, 0.1), (3, 1.0)]), ("b", vec![(2, 1.0), (3, 0.5)])];
+    /// let build = |pruning: Option<StaticPruning>| {
+    ///     let mut b = IndexBuilder::new(IndexConfig::default())?;
+    ///     for (id, terms) in &docs {
+    ///         b.add(*id, &SparseVector::new(terms.iter().copied())?)?;
+    ///     }
+    ///     match pruning {
+    ///         Some(p) => b.build_pruned(p),
+    ///         None => b.build(),
+    ///     }
+    /// };
+    /// let (full, pruned) = (build(None)?, build(Some(StaticPruning::TopTerms(1)))?);
+    /// assert_eq!(pruned.segments().map(|s| s.num_postings()).sum::<u64>(), 2);
+    /// // A kept posting scores exactly as in the full index.
+    /// let query = Query::new([(1, 1.0)])?;
+    /// let opts = SearchOptions::default();
+    /// assert_eq!(pruned.search(&query, &Bm25::default(), 10, &opts)?, full.search(&query, &Bm25::default(), 10, &opts)?);
+    /// # Ok::<(), latent_terms_sparse_index::IndexError>(())
+    /// ```
+    pub fn build_pruned(mut self, pruning: StaticPruning) -> Result<Index> {
+        pruning.validate()?;
+        let mut df: HashMap<u32, u32> = HashMap::new();
+        for &t in &self.terms {
+            *df.entry(t).or_default() += 1;
+        }
+        let num_docs = self.lengths.iter().filter(|&&(_, n)| n > 0).count() as u64;
+        let encoding = self.config.weight_encoding;
+        let (mut terms, mut values, mut doc_ends) = (Vec::new(), Vec::new(), Vec::new());
+        let mut ranked: Vec<(f64, usize)> = Vec::new();
+        let mut scores: Vec<f64> = Vec::new();
+        let mut begin = 0;
+        for &end in &self.doc_ends {
+            ranked.clear();
+            for i in begin..end {
+                let idf = pruning_idf(u64::from(df[&self.terms[i]]), num_docs);
+                ranked.push((f64::from(encoding.decode(self.values[i])) * idf, i));
+            }
+            // Postings are in term order, so a stable sort keeps the lower term on ties.
+            ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+            scores.clear();
+            scores.extend(ranked.iter().map(|r| r.0));
+            let keep = pruning.keep(&scores);
+            let mut kept: Vec<usize> = ranked[..keep].iter().map(|r| r.1).collect();
+            kept.sort_unstable();
+            for i in kept {
+                terms.push(self.terms[i]);
+                values.push(self.values[i]);
+            }
+            doc_ends.push(terms.len());
+            begin = end;
+        }
+        let mut statistics: Vec<(u32, u32)> = df.into_iter().collect();
+        statistics.sort_unstable();
+        (self.terms, self.values, self.doc_ends) = (terms, values, doc_ends);
+        let mut index = self.build()?;
+        index.set_term_statistics(TermStatistics::new(statistics)?)?;
         Ok(index)
     }
 }

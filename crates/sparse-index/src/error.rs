@@ -112,6 +112,24 @@ pub enum IndexError {
         /// The vocabulary's size.
         len: usize,
     },
+    /// A new segment was added to a statically pruned index, whose document frequencies
+    /// are fixed to the collection it was built from.
+    #[error(
+        "the index is statically pruned: its document frequencies describe the collection it was built from, so it cannot take new documents; rebuild it from the full documents with the new ones"
+    )]
+    PrunedIndex,
+    /// Term statistics do not describe the index they were given to.
+    #[error(
+        "term {term} has {postings} postings but its fixed document frequency is {df}; the statistics belong to another collection"
+    )]
+    StatisticsMismatch {
+        /// The term.
+        term: u32,
+        /// Its live postings.
+        postings: u64,
+        /// Its fixed document frequency.
+        df: u64,
+    },
     /// Reading or writing a file failed.
     #[error("{}: {source}", path.display())]
     Io {

@@ -13,19 +13,25 @@ use roaring::RoaringBitmap;
 use crate::bytes::{Bytes, Reader, Storage, u32_at};
 use crate::error::{IndexError, Result};
 use crate::index::Index;
+use crate::pruning::TermStatistics;
 use crate::segment::{Segment, SegmentSections};
 use crate::vocabulary::Vocabulary;
 
 /// First 8 bytes of every index file.
 const MAGIC: [u8; 8] = *b"LTSPIDX\0";
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest format version this build writes and reads. Version 2 is version 1 plus an
+/// optional term statistics section (statically pruned indexes); an index without one is
+/// still written as version 1, so older readers keep reading it.
+pub const FORMAT_VERSION: u32 = 2;
+/// The version of files without a term statistics section.
+const VERSION_WITHOUT_STATISTICS: u32 = 1;
 const HEADER_LEN: usize = 32;
 const SECTION_ENTRY_LEN: usize = 32;
 const ALIGN: usize = 8;
 
 const KIND_INDEX_META: u32 = 1;
 const KIND_VOCABULARY: u32 = 2;
+const KIND_TERM_STATISTICS: u32 = 3;
 const KIND_SEGMENT_META: u32 = 16;
 const KIND_TERMS: u32 = 17;
 const KIND_BLOCKS: u32 = 18;
@@ -43,11 +49,15 @@ const SEGMENT_KINDS: [u32; 7] = [
     KIND_DELETES,
 ];
 const FLAG_VOCABULARY: u32 = 1;
+const FLAG_TERM_STATISTICS: u32 = 2;
+/// Length of one `(term, df)` entry of the term statistics section.
+const TERM_STATISTICS_ENTRY_LEN: usize = 8;
 
 fn kind_name(kind: u32) -> &'static str {
     match kind {
         KIND_INDEX_META => "index header",
         KIND_VOCABULARY => "vocabulary",
+        KIND_TERM_STATISTICS => "term statistics",
         KIND_SEGMENT_META => "segment header",
         KIND_TERMS => "term dictionary",
         KIND_BLOCKS => "block table",
@@ -176,11 +186,13 @@ impl Index {
                 size: self.segments.len() as u64,
                 limit: u64::from(u32::MAX),
             })?;
-        let flags = if self.vocabulary.is_some() {
-            FLAG_VOCABULARY
-        } else {
-            0
-        };
+        let mut flags = 0;
+        if self.vocabulary.is_some() {
+            flags |= FLAG_VOCABULARY;
+        }
+        if self.term_statistics.is_some() {
+            flags |= FLAG_TERM_STATISTICS;
+        }
         let mut meta = Vec::with_capacity(8);
         meta.extend_from_slice(&segment_count.to_le_bytes());
         meta.extend_from_slice(&flags.to_le_bytes());
@@ -194,6 +206,18 @@ impl Index {
                 kind: KIND_VOCABULARY,
                 segment: 0,
                 data: SectionData::Owned(encode_vocabulary(v)?),
+            });
+        }
+        if let Some(t) = &self.term_statistics {
+            let mut data = Vec::with_capacity(t.len() * TERM_STATISTICS_ENTRY_LEN);
+            for (term, df) in t.iter() {
+                data.extend_from_slice(&term.to_le_bytes());
+                data.extend_from_slice(&df.to_le_bytes());
+            }
+            out.push(OutSection {
+                kind: KIND_TERM_STATISTICS,
+                segment: 0,
+                data: SectionData::Owned(data),
             });
         }
         for (i, e) in self.segments.iter().enumerate() {
@@ -259,7 +283,12 @@ impl Index {
         let file_len = offset as u64;
         let mut header = Vec::with_capacity(HEADER_LEN);
         header.extend_from_slice(&MAGIC);
-        header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        let version = if self.term_statistics.is_some() {
+            FORMAT_VERSION
+        } else {
+            VERSION_WITHOUT_STATISTICS
+        };
+        header.extend_from_slice(&version.to_le_bytes());
         header.extend_from_slice(&(sections.len() as u32).to_le_bytes());
         header.extend_from_slice(&file_len.to_le_bytes());
         header.extend_from_slice(&0u32.to_le_bytes());
@@ -416,6 +445,21 @@ fn decode_vocabulary(data: &[u8]) -> Result<Vocabulary> {
     })
 }
 
+fn decode_term_statistics(data: &[u8]) -> Result<TermStatistics> {
+    if !data.len().is_multiple_of(TERM_STATISTICS_ENTRY_LEN) {
+        return Err(IndexError::corrupted(
+            "term statistics section length is not a multiple of 8",
+        ));
+    }
+    let mut r = Reader::new(data, "term statistics");
+    let mut dfs = Vec::with_capacity(data.len() / TERM_STATISTICS_ENTRY_LEN);
+    for _ in 0..data.len() / TERM_STATISTICS_ENTRY_LEN {
+        dfs.push((r.u32()?, r.u32()?));
+    }
+    r.finish()?;
+    TermStatistics::new(dfs)
+}
+
 fn check_padding(data: &[u8], from: usize, to: usize) -> Result<()> {
     match data.get(from..to) {
         Some(pad) if pad.len() < ALIGN && pad.iter().all(|&b| b == 0) => Ok(()),
@@ -449,7 +493,7 @@ fn load(file: Bytes, options: &LoadOptions) -> Result<Index> {
         return Err(IndexError::BadMagic);
     }
     let version = header.u32()?;
-    if version != FORMAT_VERSION {
+    if !(VERSION_WITHOUT_STATISTICS..=FORMAT_VERSION).contains(&version) {
         return Err(IndexError::UnsupportedVersion {
             found: version,
             supported: FORMAT_VERSION,
@@ -539,7 +583,12 @@ fn load(file: Bytes, options: &LoadOptions) -> Result<Index> {
     let segment_count = r.u32()?;
     let flags = r.u32()?;
     r.finish()?;
-    if flags & !FLAG_VOCABULARY != 0 {
+    let known = if version == VERSION_WITHOUT_STATISTICS {
+        FLAG_VOCABULARY
+    } else {
+        FLAG_VOCABULARY | FLAG_TERM_STATISTICS
+    };
+    if flags & !known != 0 {
         return Err(IndexError::corrupted("unknown index flags"));
     }
     let mut rest: Vec<SectionEntry> = it.collect();
@@ -549,6 +598,15 @@ fn load(file: Bytes, options: &LoadOptions) -> Result<Index> {
         }
         let v = rest.remove(0);
         Some(decode_vocabulary(v.bytes.as_slice())?)
+    } else {
+        None
+    };
+    let term_statistics = if flags & FLAG_TERM_STATISTICS != 0 {
+        if rest.first().is_none_or(|e| e.kind != KIND_TERM_STATISTICS) {
+            return Err(IndexError::corrupted("term statistics section missing"));
+        }
+        let t = rest.remove(0);
+        Some(decode_term_statistics(t.bytes.as_slice())?)
     } else {
         None
     };
@@ -579,7 +637,7 @@ fn load(file: Bytes, options: &LoadOptions) -> Result<Index> {
             .map_err(|e| IndexError::corrupted(format!("segment {i} deletes: {e}")))?;
         parts.push((segment, deletes));
     }
-    Index::from_parts(parts, vocabulary)
+    Index::from_parts(parts, vocabulary, term_statistics)
 }
 
 /// Writes `path` through [`AtomicFile`]: `fill` writes into a temporary file beside it
@@ -637,6 +695,20 @@ mod tests {
             .set_vocabulary(Vocabulary::from_terms((0..50).map(|i| format!("t{i}"))).expect("ok"))
             .expect("covers");
         index
+    }
+
+    /// A statically pruned index: the version 2 layout, with a term statistics section.
+    fn pruned_index() -> Index {
+        let mut b = IndexBuilder::new(IndexConfig::default()).expect("valid");
+        for d in 0..30u32 {
+            let pairs: Vec<(u32, f32)> = (0..5)
+                .map(|j| ((d * 3 + j * 11) % 40, 0.5 + ((d + j) % 4) as f32))
+                .collect();
+            b.add(format!("p{d}"), &SparseVector::new(pairs).expect("valid"))
+                .expect("add");
+        }
+        b.build_pruned(crate::StaticPruning::TopTerms(2))
+            .expect("build")
     }
 
     fn assert_same(a: &Index, b: &Index) {
@@ -884,7 +956,13 @@ mod tests {
 
     #[test]
     fn every_truncation_is_an_error() {
-        let bytes = small_index().to_bytes().expect("ok");
+        for index in [small_index(), pruned_index()] {
+            truncations_are_errors(&index);
+        }
+    }
+
+    fn truncations_are_errors(index: &Index) {
+        let bytes = index.to_bytes().expect("ok");
         for len in 0..bytes.len() {
             let err = Index::from_bytes(bytes[..len].to_vec()).expect_err("truncated");
             assert!(
@@ -902,10 +980,16 @@ mod tests {
 
     #[test]
     fn every_bit_flip_is_an_error() {
-        let bytes = small_index().to_bytes().expect("ok");
+        for index in [small_index(), pruned_index()] {
+            let bytes = index.to_bytes().expect("ok");
+            bit_flips_are_errors(&bytes);
+        }
+    }
+
+    fn bit_flips_are_errors(bytes: &[u8]) {
         for i in 0..bytes.len() {
             for bit in 0..8 {
-                let mut damaged = bytes.clone();
+                let mut damaged = bytes.to_vec();
                 damaged[i] ^= 1 << bit;
                 assert!(
                     Index::from_bytes(damaged).is_err(),
@@ -917,12 +1001,17 @@ mod tests {
 
     #[test]
     fn unchecked_loads_of_damaged_files_never_panic() {
-        let bytes = small_index().to_bytes().expect("ok");
+        for index in [small_index(), pruned_index()] {
+            damaged_loads_never_panic(&index.to_bytes().expect("ok"));
+        }
+    }
+
+    fn damaged_loads_never_panic(bytes: &[u8]) {
         let opts = LoadOptions::default().verify_checksums(false);
         let q = Query::new([(3, 1.0), (10, 0.5), (17, 2.0), (49, 1.0)]).expect("valid");
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         for _ in 0..3000 {
-            let mut damaged = bytes.clone();
+            let mut damaged = bytes.to_vec();
             for _ in 0..3 {
                 state ^= state << 13;
                 state ^= state >> 7;
@@ -932,6 +1021,9 @@ mod tests {
             }
             if let Ok(index) = Index::from_bytes_with(damaged, &opts) {
                 let _ = index.search(&q, &Bm25::default(), 5, &SearchOptions::default());
+                let _ = index
+                    .searcher(Bm25::default())
+                    .and_then(|s| s.search(&q, 5, &SearchOptions::default()));
                 let _ = index.search_exhaustive(&q, &ClSr::default(), 5, &SearchOptions::default());
                 for d in 0..index.max_doc().min(64) {
                     let _ = index.explain(&q, &Bm25::default(), d);
@@ -947,12 +1039,12 @@ mod tests {
             Err(IndexError::BadMagic)
         ));
         let mut bytes = Index::new().to_bytes().expect("ok");
-        bytes[8] = 2;
+        bytes[8] = 3;
         assert!(matches!(
             Index::from_bytes(bytes),
             Err(IndexError::UnsupportedVersion {
-                found: 2,
-                supported: 1
+                found: 3,
+                supported: 2
             })
         ));
         let missing = Index::open("/nonexistent/dir/index.ltsi");

@@ -8,6 +8,7 @@ use roaring::RoaringBitmap;
 use crate::builder;
 use crate::codec::BLOCK_LEN;
 use crate::error::{IndexError, Result};
+use crate::pruning::TermStatistics;
 use crate::scorer::{CollectionStats, DocLength};
 use crate::segment::{MAX_DOCS, Segment};
 use crate::vocabulary::Vocabulary;
@@ -168,6 +169,8 @@ impl SegmentEntry {
 pub struct Index {
     pub(crate) segments: Vec<SegmentEntry>,
     pub(crate) vocabulary: Option<Arc<Vocabulary>>,
+    /// Fixed document frequencies of a statically pruned index.
+    pub(crate) term_statistics: Option<Arc<TermStatistics>>,
 }
 
 impl Clone for Index {
@@ -180,6 +183,7 @@ impl Clone for Index {
                 .map(|e| SegmentEntry::new(e.segment.clone(), e.deletes.clone(), e.base))
                 .collect(),
             vocabulary: self.vocabulary.clone(),
+            term_statistics: self.term_statistics.clone(),
         }
     }
 }
@@ -191,6 +195,10 @@ impl fmt::Debug for Index {
             .field("max_doc", &self.max_doc())
             .field("num_docs", &self.num_docs())
             .field("vocabulary", &self.vocabulary.as_ref().map(|v| v.len()))
+            .field(
+                "term_statistics",
+                &self.term_statistics.as_ref().map(|s| s.len()),
+            )
             .finish()
     }
 }
@@ -204,6 +212,7 @@ impl Index {
     pub(crate) fn from_parts(
         parts: Vec<(Segment, RoaringBitmap)>,
         vocabulary: Option<Vocabulary>,
+        term_statistics: Option<TermStatistics>,
     ) -> Result<Self> {
         let mut index = Index::new();
         for (segment, deletes) in parts {
@@ -214,6 +223,9 @@ impl Index {
         }
         if let Some(v) = vocabulary {
             index.set_vocabulary(v)?;
+        }
+        if let Some(t) = term_statistics {
+            index.set_term_statistics(t)?;
         }
         Ok(index)
     }
@@ -235,9 +247,13 @@ impl Index {
     /// Appends a segment. Its documents get the next internal ids.
     ///
     /// Errors if one of its external ids belongs to a live document already in the index
-    /// (delete the old document first to replace it), or if an attached vocabulary does not
-    /// cover its term ids.
+    /// (delete the old document first to replace it), if an attached vocabulary does not
+    /// cover its term ids, or if the index is statically pruned
+    /// ([`IndexBuilder::build_pruned`](crate::IndexBuilder::build_pruned)).
     pub fn add_segment(&mut self, segment: Segment) -> Result<()> {
+        if self.term_statistics.is_some() {
+            return Err(IndexError::PrunedIndex);
+        }
         for local in 0..segment.num_docs() {
             let Some(id) = segment.inner.doc_ids.get(local) else {
                 continue;
@@ -283,6 +299,27 @@ impl Index {
     /// The attached vocabulary, if any.
     pub fn vocabulary(&self) -> Option<&Vocabulary> {
         self.vocabulary.as_deref()
+    }
+
+    /// Fixes the document frequencies to `statistics` (a statically pruned index's, made by
+    /// [`IndexBuilder::build_pruned`](crate::IndexBuilder::build_pruned)). Errors if a term
+    /// has more live postings than its fixed frequency.
+    pub(crate) fn set_term_statistics(&mut self, statistics: TermStatistics) -> Result<()> {
+        self.term_statistics = None;
+        for term in self.term_ids() {
+            let (postings, df) = (self.doc_freq(term)?, u64::from(statistics.doc_freq(term)));
+            if postings > df {
+                return Err(IndexError::StatisticsMismatch { term, postings, df });
+            }
+        }
+        self.term_statistics = Some(Arc::new(statistics));
+        Ok(())
+    }
+
+    /// The fixed document frequencies of a statically pruned index; `None` for an index
+    /// whose frequencies are counted from its postings.
+    pub fn term_statistics(&self) -> Option<&TermStatistics> {
+        self.term_statistics.as_deref()
     }
 
     /// Deletes the live document with this external id; returns whether one was found.
@@ -377,8 +414,12 @@ impl Index {
         })
     }
 
-    /// Number of live documents containing `term`.
+    /// Number of live documents containing `term`; in a statically pruned index, its
+    /// fixed frequency over the full documents ([`Index::term_statistics`]).
     pub fn doc_freq(&self, term: u32) -> Result<u64> {
+        if let Some(s) = &self.term_statistics {
+            return Ok(u64::from(s.doc_freq(term)));
+        }
         let mut df = 0u64;
         for e in &self.segments {
             if let Some(ti) = e.segment.inner.term_index(term) {

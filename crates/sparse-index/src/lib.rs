@@ -49,6 +49,7 @@ pub mod export;
 mod format;
 mod index;
 mod postings;
+mod pruning;
 mod rng;
 mod scorer;
 mod search;
@@ -65,6 +66,7 @@ pub use error::{IndexError, Result};
 pub use explain::{Explanation, TermContribution};
 pub use format::{Backing, FORMAT_VERSION, LoadOptions};
 pub use index::{DocId, Index};
+pub use pruning::{StaticPruning, TermStatistics};
 pub use rng::SplitMix64;
 pub use scorer::{
     Bm25, Bm25Params, ClSr, ClSrParams, ClSrVariant, CollectionStats, DocLength, DotProduct,

@@ -146,6 +146,17 @@ impl PipelineConfig {
             if t.stop_df.is_some_and(|f| !(f > 0.0 && f <= 1.0)) {
                 return bad("tokens.stop_df must be in (0, 1]".into());
             }
+            if let Some(p) = t.prune {
+                let valid = match p {
+                    latent_terms_sparse_index::StaticPruning::TopTerms(n) => n > 0,
+                    latent_terms_sparse_index::StaticPruning::Share(s) => s > 0.0 && s <= 1.0,
+                };
+                if !valid {
+                    return bad(
+                        "tokens.prune: top_terms must be positive and share in (0, 1]".into(),
+                    );
+                }
+            }
             if t.max_training_tokens == 0 || t.tokens_per_text == Some(0) {
                 return bad(
                     "tokens: max_training_tokens and tokens_per_text must be positive".into(),
@@ -415,6 +426,11 @@ pub struct TokenSettings {
     /// Stop latents: a latent in more than this fraction of the documents is left out
     /// of documents and queries (the Zipf head; `None`: keep all).
     pub stop_df: Option<f64>,
+    /// Static pruning of the token index: each document keeps its top latents by
+    /// tf × idf (`{"top_terms": n}`) or the fewest whose tf × idf reaches a share of its
+    /// total (`{"share": s}`), scored with the full index's document frequencies and
+    /// lengths (`None`: keep all).
+    pub prune: Option<latent_terms_sparse_index::StaticPruning>,
     /// BM25 k1 of `lt-tokens-bm25` when nothing is tuned.
     pub bm25_k1: f32,
     /// BM25 b of `lt-tokens-bm25` when nothing is tuned.
@@ -456,6 +472,7 @@ impl Default for TokenSettings {
             tf: crate::bag::TokenTf::Activation,
             query_weights: crate::bag::QueryWeights::Tf,
             stop_df: None,
+            prune: None,
             bm25_k1: 1.5,
             bm25_b: 1.0,
             tune_bm25_k1: vec![0.9, 1.2, 1.5],

@@ -4,7 +4,8 @@
 use latent_terms_eval::Run;
 use latent_terms_sae::SparseCode;
 use latent_terms_sparse_index::{
-    Index, IndexBuilder, IndexConfig, Query, Scorer, SearchOptions, SparseVector, WeightEncoding,
+    Index, IndexBuilder, IndexConfig, Query, Scorer, SearchOptions, SparseVector, StaticPruning,
+    WeightEncoding,
 };
 
 use crate::error::{Error, Result};
@@ -49,6 +50,12 @@ pub struct LatentIndex {
 impl LatentIndex {
     /// Indexes `codes[i]` under `ids[i]`, keeping at most `cap` latents per document.
     pub fn build(ids: &[String], codes: &[SparseCode], cap: Option<usize>) -> Result<Self> {
+        Ok(LatentIndex {
+            index: Self::builder(ids, codes, cap)?.build()?,
+        })
+    }
+
+    fn builder(ids: &[String], codes: &[SparseCode], cap: Option<usize>) -> Result<IndexBuilder> {
         if ids.len() != codes.len() {
             return Err(Error::Invalid(format!(
                 "{} document ids but {} latent codes",
@@ -63,8 +70,19 @@ impl LatentIndex {
         for (id, code) in ids.iter().zip(codes) {
             builder.add(id.clone(), &code_to_vector(code, None)?)?;
         }
+        Ok(builder)
+    }
+
+    /// Indexes `codes[i]` under `ids[i]`, keeping in each document only the latents
+    /// `pruning` chooses, scored with the full documents' statistics
+    /// ([`IndexBuilder::build_pruned`]).
+    pub fn build_pruned(
+        ids: &[String],
+        codes: &[SparseCode],
+        pruning: StaticPruning,
+    ) -> Result<Self> {
         Ok(LatentIndex {
-            index: builder.build()?,
+            index: Self::builder(ids, codes, None)?.build_pruned(pruning)?,
         })
     }
 

@@ -91,11 +91,15 @@ pub(crate) fn run(
         .unwrap_or_else(|| cache.join(format!("token-sae-{}.safetensors", sae.key)));
     // The bags depend on the SAE and on the texts' token stores (one SAE serves many
     // collections).
-    let bags_key = CacheKey::new("token-bags")
+    let mut bags_key = CacheKey::new("token-bags")
         .key(&sae.key)
         .key(&stores.key)
-        .str(&serde_json::to_string(&(t.k, t.tf, t.query_weights, t.stop_df)).unwrap_or_default())
-        .finish();
+        .str(&serde_json::to_string(&(t.k, t.tf, t.query_weights, t.stop_df)).unwrap_or_default());
+    // Only a pruned index adds to the key, so unpruned indexes keep the keys they had.
+    if let Some(pruning) = t.prune {
+        bags_key = bags_key.str(&serde_json::to_string(&pruning).unwrap_or_default());
+    }
+    let bags_key = bags_key.finish();
     let runs_dir = cache.join(format!("token-runs-{bags_key}"));
     std::fs::create_dir_all(&runs_dir).map_err(|e| Error::io(&runs_dir, e))?;
     let index_path = runs_dir.join("token.idx");
@@ -115,7 +119,10 @@ pub(crate) fn run(
             None => Vec::new(),
         };
         remove_latents(&mut docs.bags, &stop_latents);
-        let index = LatentIndex::build(&docs.ids, &docs.bags, None)?;
+        let index = match t.prune {
+            Some(pruning) => LatentIndex::build_pruned(&docs.ids, &docs.bags, pruning)?,
+            None => LatentIndex::build(&docs.ids, &docs.bags, None)?,
+        };
         index.index().save(&index_path)?;
         let meta = IndexMeta {
             mean_activation: docs.mean_activation,
