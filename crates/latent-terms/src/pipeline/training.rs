@@ -256,7 +256,7 @@ fn train_sae(
         last = m.step;
         // A line every tenth of the run, for logs where no bar is drawn.
         let tenth = (m.total_steps / 10).max(1);
-        if m.step % tenth == 0 || m.step == m.total_steps {
+        if m.step.is_multiple_of(tenth) || m.step == m.total_steps {
             progress.note(&format!(
                 "SAE step {}/{}: NMSE {:.3}, dead {:.1}%, {:.0} rows/s",
                 m.step,

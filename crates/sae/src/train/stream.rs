@@ -219,7 +219,7 @@ impl StreamPlan {
     ) -> Result<Self> {
         let dim = source.dim();
         let threshold = (validation_fraction > 0.0 && options.max_validation_rows > 0)
-            .then(|| (validation_fraction * u64::MAX as f64) as u64);
+            .then_some((validation_fraction * u64::MAX as f64) as u64);
         let mut validation = Reservoir::new(options.max_validation_rows, seed ^ VALIDATION_SALT);
         let mut sample = Reservoir::new(options.sample_rows, seed ^ SAMPLE_SALT);
         let mut sum = vec![0f64; dim];
