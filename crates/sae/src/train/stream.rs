@@ -16,6 +16,33 @@ use crate::error::{Error, Result};
 /// each block once to plan and once per epoch); blocks may differ in length and may be
 /// empty.
 ///
+/// ```
+/// use latent_terms_sae::Result;
+/// use latent_terms_sae::train::RowBlocks;
+///
+/// /// Rows kept as one `Vec` per shard (files on disk, in a real source).
+/// struct Shards {
+///     dim: usize,
+///     shards: Vec<Vec<f32>>,
+/// }
+///
+/// impl RowBlocks for Shards {
+///     fn dim(&self) -> usize {
+///         self.dim
+///     }
+///     fn num_blocks(&self) -> usize {
+///         self.shards.len()
+///     }
+///     fn read_block(&self, block: usize) -> Result<Vec<f32>> {
+///         Ok(self.shards[block].clone())
+///     }
+/// }
+///
+/// let source = Shards { dim: 2, shards: vec![vec![1.0, 2.0, 3.0, 4.0], vec![], vec![5.0, 6.0]] };
+/// let rows: usize = (0..source.num_blocks()).map(|b| source.read_block(b).unwrap().len() / 2).sum();
+/// assert_eq!(rows, 3);
+/// ```
+///
 /// [`Trainer::train_streamed`]: super::Trainer::train_streamed
 pub trait RowBlocks {
     /// Row width.
@@ -29,6 +56,16 @@ pub trait RowBlocks {
 
 /// Rows in memory served as blocks of `block_rows` rows: for tests, examples, and sets
 /// that fit in memory but should train like streamed ones.
+///
+/// ```
+/// use latent_terms_sae::train::{ChunkedRows, RowBlocks};
+///
+/// let rows = [0.0f32; 2 * 5]; // five rows of width 2
+/// let source = ChunkedRows::new(&rows, 2, 2);
+/// assert_eq!(source.num_blocks(), 3);
+/// assert_eq!(source.read_block(2)?.len(), 2); // the last block holds one row
+/// # Ok::<(), latent_terms_sae::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct ChunkedRows<'a> {
     rows: &'a [f32],
