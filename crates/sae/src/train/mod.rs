@@ -527,7 +527,8 @@ impl Trainer {
 
     /// Continues the run saved at `checkpoint` (weights and the state file beside it).
     /// The configuration must match the saved one except for `epochs`, which may grow.
-    /// Runs on in-memory sets only: a [`Trainer::train_streamed`] run cannot be resumed.
+    /// Runs on in-memory sets only: a checkpoint of a [`Trainer::train_streamed`] run is
+    /// refused.
     pub fn resume(
         &self,
         set: &TrainSet<'_>,
@@ -538,6 +539,14 @@ impl Trainer {
         let weights = SaeWeights::load(checkpoint)?;
         // The checkpoint's units are the ones its weights were trained in.
         run.scale = weights.config.input_scale.unwrap_or(1.0);
+        // In memory the batches of a streamed run cannot be replayed: "continuing" it here
+        // would train on another order than the one the checkpoint's steps saw.
+        if weights.config.metadata.contains_key("stream") {
+            return Err(Error::InvalidConfig(
+                "this checkpoint comes from Trainer::train_streamed, which cannot be resumed"
+                    .into(),
+            ));
+        }
         let state = TrainState::load(&state::state_path(checkpoint), &weights)?;
         let saved: TrainConfig = serde_json::from_value(
             weights

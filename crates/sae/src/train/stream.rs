@@ -796,6 +796,26 @@ mod tests {
             trainer(kld).train_streamed(&ChunkedRows::new(&rows, 4, 10), &options(), &mut |_| {}),
             Err(Error::InvalidConfig(_))
         ));
+        // A streamed run's checkpoint is refused by resume, which would replay another order.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sae.safetensors");
+        let policy = crate::train::CheckpointPolicy {
+            path: path.clone(),
+            every_steps: 5,
+        };
+        let source = ChunkedRows::new(&rows, 4, 10);
+        trainer(config())
+            .with_checkpoints(policy.clone())
+            .with_step_limit(5)
+            .train_streamed(&source, &options(), &mut |_| {})
+            .unwrap();
+        let set = crate::train::TrainSet::new(&rows, 4).unwrap();
+        assert!(matches!(
+            trainer(config())
+                .with_checkpoints(policy)
+                .resume(&set, &path, &mut |_| {}),
+            Err(Error::InvalidConfig(_))
+        ));
         let zero = StreamOptions {
             buffer_rows: 0,
             ..options()
