@@ -57,6 +57,35 @@ pub enum Error {
     /// The burn backend failed to produce a tensor's data.
     #[error("backend: {0}")]
     Backend(String),
+    /// A block of a streamed row source is not a whole number of rows.
+    #[error(
+        "block {block} of the training rows holds {len} values, not a whole number of {dim}-wide rows"
+    )]
+    RaggedBlock {
+        /// The block.
+        block: usize,
+        /// Values it holds.
+        len: usize,
+        /// The source's row width.
+        dim: usize,
+    },
+    /// A streamed row source read different rows on a later pass than on the first: the
+    /// trainer counts rows once and relies on every pass reading the same ones.
+    #[error(
+        "block {block} of the training rows held {expected} rows on the first pass and {got} now; \
+         a streamed source must read the same rows on every pass"
+    )]
+    SourceChanged {
+        /// The block.
+        block: usize,
+        /// Rows it held on the planning pass.
+        expected: usize,
+        /// Rows it holds now.
+        got: usize,
+    },
+    /// A streamed row source failed to read a block.
+    #[error("reading the training rows: {0}")]
+    RowSource(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The training diverged (loss became NaN or infinite).
     #[error("training diverged at step {step} (loss is not finite); lower the learning rate")]
     Diverged {

@@ -11,7 +11,9 @@
 //! * [`mean_square_norm_scale`]: the input scale `c` that makes rows' mean squared norm
 //!   `d_in`; stored as [`SaeConfig::input_scale`] and applied by [`SaeEncoder`].
 //! * `train` (cargo feature `train`, on by default through `flex`): TopK, BatchTopK and
-//!   contrastive-KLD trainers on burn, on the `flex` or `ndarray` CPU backends or `cuda`.
+//!   contrastive-KLD trainers on burn, on the `flex` or `ndarray` CPU backends or `cuda`;
+//!   rows in memory, or streamed block by block with bounded memory
+//!   (`Trainer::train_streamed`) for sets larger than memory.
 //!
 //! ```
 //! use latent_terms_sae::{EncodeOptions, SaeConfig, SaeEncoder, SaeKind, SaeWeights};

@@ -162,6 +162,9 @@ impl PipelineConfig {
                     "tokens: max_training_tokens and tokens_per_text must be positive".into(),
                 );
             }
+            if t.stream_buffer_rows == 0 {
+                return bad("tokens.stream_buffer_rows must be positive".into());
+            }
             if t.special_tokens
                 .parse::<latent_terms_encoders::SpecialTokens>()
                 .is_err()
@@ -412,6 +415,16 @@ pub struct TokenSettings {
     pub tokens_per_text: Option<usize>,
     /// Fewer training tokens than this print a warning that says what to add.
     pub min_training_tokens: usize,
+    /// Memory, in MiB, the token SAE's sampled training rows may take (`rows × d × 4`
+    /// bytes). A larger sample is not loaded: the SAE trains on it streamed from the
+    /// token stores in shuffled blocks, holding at most about `stream_buffer_rows` rows
+    /// (plus one block, one batch and 40,000 validation and sample rows). 0 always
+    /// streams. The default keeps the default sample (1.2M rows × 384 × 4 B ≈ 1.8 GB) in
+    /// memory.
+    pub training_memory_mb: usize,
+    /// Rows of the streamed trainer's shuffle buffer (see `training_memory_mb`): more
+    /// mixes rows of more texts into each batch, at `d × 4` bytes a row.
+    pub stream_buffer_rows: usize,
     /// Further token stores (another collection's `corpus.tokens`, say) whose rows join
     /// the token SAE's training sample.
     pub extra_training_stores: Vec<PathBuf>,
@@ -467,6 +480,8 @@ impl Default for TokenSettings {
             max_training_tokens: 1_200_000,
             tokens_per_text: None,
             min_training_tokens: 200_000,
+            training_memory_mb: 4096,
+            stream_buffer_rows: 262_144,
             extra_training_stores: Vec::new(),
             k: None,
             tf: crate::bag::TokenTf::Activation,

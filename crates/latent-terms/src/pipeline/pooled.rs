@@ -16,7 +16,7 @@ use latent_terms_sparse_index::{DotProduct, Index, IndexStats, Query, Scorer};
 
 use super::report::ChosenParams;
 use super::stages::{Context, DenseStage, LexicalStage, dense_run_rows, gather};
-use super::training::{CachedSae, SaeSummary, dense_neighbour_pairs, given_sae_summary};
+use super::training::{CachedSae, SaeRows, SaeSummary, dense_neighbour_pairs, given_sae_summary};
 use super::{
     ActivationRule, CacheEntry, CacheKey, Clock, PipelineConfig, Progress, best_linear_weight,
     best_of, cached_run, clsr, clsr_grid, lt_bm25, max_pool, ndcg10, pairs, strongest,
@@ -141,11 +141,10 @@ pub(crate) fn run(
             Vec::new()
         };
         entry.train(
-            &rows,
+            SaeRows::Memory { rows: &rows, pairs },
             dim,
             &config.sae,
             false,
-            pairs,
             parts.join(" + "),
             progress,
         )

@@ -7,8 +7,35 @@ use latent_terms_sae::SaeWeights;
 use serde::{Deserialize, Serialize};
 
 use super::config::SaeSettings;
+use super::tokens::TokenBlocks;
 use super::{CacheEntry, Progress, Stage, write_atomic};
 use crate::error::{Error, Result};
+
+/// The rows an SAE trains on.
+pub(crate) enum SaeRows<'a> {
+    /// Row-major rows in memory, with the KLD trainer's pairs (query row → document
+    /// rows; empty for the other trainers).
+    Memory {
+        rows: &'a [f32],
+        pairs: Vec<(usize, Vec<usize>)>,
+    },
+    /// `rows` sampled token rows read from the token stores block by block, through a
+    /// shuffle buffer of `buffer_rows` rows: for samples larger than memory.
+    Stream {
+        source: &'a TokenBlocks<'a>,
+        rows: usize,
+        buffer_rows: usize,
+    },
+}
+
+impl SaeRows<'_> {
+    fn len(&self, dim: usize) -> usize {
+        match self {
+            SaeRows::Memory { rows, .. } => rows.len() / dim.max(1),
+            SaeRows::Stream { rows, .. } => *rows,
+        }
+    }
+}
 
 /// What the SAE stage leaves in the cache beside the weights.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -53,27 +80,26 @@ impl CachedSae {
         Ok(Some((SaeWeights::load(&self.weights)?, summary)))
     }
 
-    /// Trains an SAE on `rows` (described as `corpus`), saves it and its summary here.
-    /// `pairs` (query row → document rows) are the KLD trainer's; empty for the others.
-    #[allow(clippy::too_many_arguments)]
+    /// Trains an SAE on `rows` of width `dim` (described as `corpus`), saves it and its
+    /// summary here.
     pub(crate) fn train(
         &self,
-        rows: &[f32],
+        rows: SaeRows<'_>,
         dim: usize,
         settings: &SaeSettings,
         input_scaling: bool,
-        pairs: Vec<(usize, Vec<usize>)>,
         corpus: String,
         progress: &dyn Progress,
     ) -> Result<(SaeWeights, SaeSummary)> {
+        let n = rows.len(dim);
         let (weights, training_nmse, validation_nmse, dead_fraction) =
-            train_sae(rows, dim, settings, input_scaling, pairs, progress)?;
+            train_sae(rows, dim, settings, input_scaling, progress)?;
         weights.save(&self.weights)?;
         let summary = SaeSummary {
             training_nmse,
             validation_nmse,
             dead_fraction,
-            rows: rows.len() / dim.max(1),
+            rows: n,
             corpus,
         };
         write_atomic(
@@ -181,16 +207,17 @@ pub(crate) fn dense_neighbour_pairs(
 
 #[cfg(any(feature = "flex", feature = "ndarray", feature = "cuda"))]
 fn train_sae(
-    rows: &[f32],
+    rows: SaeRows<'_>,
     dim: usize,
     s: &SaeSettings,
     input_scaling: bool,
-    pairs: Vec<(usize, Vec<usize>)>,
     progress: &dyn Progress,
 ) -> Result<(SaeWeights, f64, Option<f64>, f64)> {
-    use latent_terms_sae::train::{Backend, KldConfig, TrainConfig, TrainSet, Trainer};
+    use latent_terms_sae::train::{
+        Backend, KldConfig, StepMetrics, StreamOptions, TrainConfig, TrainSet, Trainer,
+    };
     let kind: latent_terms_sae::SaeKind = s.kind.parse()?;
-    let n = rows.len() / dim.max(1);
+    let n = rows.len(dim);
     let mut tc = TrainConfig::new(kind, s.d_sae, s.k);
     tc.epochs = s.epochs;
     tc.batch_size = s.batch_size.min(n.max(1));
@@ -212,7 +239,6 @@ fn train_sae(
     for warning in tc.warnings(n) {
         progress.note(&format!("warning: {warning}"));
     }
-    let set = TrainSet::new(rows, dim)?.with_pairs(pairs)?;
     let backend = match &s.backend {
         Some(name) => name.parse::<Backend>()?,
         None => Backend::default_cpu()?,
@@ -221,7 +247,7 @@ fn train_sae(
     let trainer = Trainer::new(tc, backend)?;
     let mut started = false;
     let mut last = 0;
-    let outcome = trainer.train(&set, &mut |m| {
+    let mut observe = |m: &StepMetrics| {
         if !started {
             progress.begin("SAE training (steps)", Some(m.total_steps));
             started = true;
@@ -230,7 +256,7 @@ fn train_sae(
         last = m.step;
         // A line every tenth of the run, for logs where no bar is drawn.
         let tenth = (m.total_steps / 10).max(1);
-        if m.step % tenth == 0 || m.step == m.total_steps {
+        if m.step.is_multiple_of(tenth) || m.step == m.total_steps {
             progress.note(&format!(
                 "SAE step {}/{}: NMSE {:.3}, dead {:.1}%, {:.0} rows/s",
                 m.step,
@@ -240,8 +266,31 @@ fn train_sae(
                 m.samples_per_s
             ));
         }
-    })?;
+    };
+    let outcome = match rows {
+        SaeRows::Memory { rows, pairs } => {
+            let set = TrainSet::new(rows, dim)?.with_pairs(pairs)?;
+            trainer.train(&set, &mut observe)?
+        }
+        SaeRows::Stream {
+            source,
+            buffer_rows,
+            ..
+        } => {
+            let options = StreamOptions {
+                buffer_rows,
+                ..StreamOptions::default()
+            };
+            trainer.train_streamed(source, &options, &mut observe)?
+        }
+    };
     progress.end();
+    if let Some(peak) = outcome.summary.peak_buffered_rows {
+        progress.note(&format!(
+            "streamed SAE training held at most {peak} rows ({:.0} MiB) of training data",
+            (peak * dim * 4) as f64 / f64::from(1u32 << 20)
+        ));
+    }
     let sm = outcome.summary;
     Ok((
         outcome.weights,
@@ -253,11 +302,10 @@ fn train_sae(
 
 #[cfg(not(any(feature = "flex", feature = "ndarray", feature = "cuda")))]
 fn train_sae(
-    _: &[f32],
+    _: SaeRows<'_>,
     _: usize,
     _: &SaeSettings,
     _: bool,
-    _: Vec<(usize, Vec<usize>)>,
     _: &dyn Progress,
 ) -> Result<(SaeWeights, f64, Option<f64>, f64)> {
     Err(Error::Invalid(

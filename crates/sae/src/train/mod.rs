@@ -20,8 +20,11 @@ mod optim;
 mod select;
 mod state;
 mod step;
+mod stream;
 #[cfg(test)]
 mod test_support;
+
+use std::borrow::Cow;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -35,6 +38,7 @@ pub use data::TrainSet;
 pub use kld::KldConfig;
 pub use memory::retain_freed_memory;
 pub use optim::{Decay, MAX_WARMUP_FRACTION, OptimConfig};
+pub use stream::{ChunkedRows, RowBlocks, StreamOptions};
 
 use crate::encoder::{EncodeOptions, SaeEncoder};
 use crate::error::{Error, Result};
@@ -111,6 +115,10 @@ pub struct TrainConfig {
     #[serde(default)]
     pub input_scaling: bool,
 }
+
+/// Training rows the bias initialisation and the summary look at (a sample of them when
+/// there are more).
+pub(crate) const SUMMARY_ROWS: usize = 20_000;
 
 /// Fewer total steps than this draws a warning from [`TrainConfig::warnings`].
 pub const MIN_STEPS: u64 = 200;
@@ -261,6 +269,12 @@ pub struct Summary {
     pub steps: u64,
     /// Wall time of this call, seconds.
     pub seconds: f64,
+    /// Most rows [`Trainer::train_streamed`] held in memory at once: the shuffle buffer,
+    /// the block being read, the batch, the validation rows and the training sample (at
+    /// most [`StreamOptions::max_rows`]; times `d_in × 4` bytes). `None` after
+    /// [`Trainer::train`], which works on the caller's rows in place.
+    #[serde(default)]
+    pub peak_buffered_rows: Option<usize>,
 }
 
 /// What a training run returns.
@@ -294,16 +308,89 @@ pub struct Trainer {
     step_limit: Option<u64>,
 }
 
-struct Run<'a> {
-    set: &'a TrainSet<'a>,
-    train_rows: Vec<usize>,
-    validation_rows: Vec<usize>,
+/// What every step of a run needs besides its rows.
+struct Run {
+    dim: usize,
     /// Spread of the training rows in the caller's units.
     spread: f64,
     /// Input scale the SAE trains with (1 without input scaling).
     scale: f32,
     steps_per_epoch: u64,
     total_steps: u64,
+    /// Rows per step, before a KLD group.
+    batch: usize,
+}
+
+/// Where a run's batches come from, and the rows its summary measures: the caller's set
+/// in memory, or blocks streamed through a shuffle buffer. Both feed the same step loop.
+enum Rows<'a> {
+    Memory(InMemory<'a>),
+    Stream(Box<stream::StreamBatches<'a>>),
+}
+
+struct InMemory<'a> {
+    set: &'a TrainSet<'a>,
+    train_rows: Vec<usize>,
+    validation_rows: Vec<usize>,
+    order_epoch: u64,
+    order: Vec<usize>,
+}
+
+impl Rows<'_> {
+    /// The rows of step `step` in the caller's units, with its KLD group.
+    fn batch(
+        &mut self,
+        run: &Run,
+        c: &TrainConfig,
+        step: u64,
+    ) -> Result<(Vec<f32>, Option<kld::Group>)> {
+        let epoch = step / run.steps_per_epoch;
+        match self {
+            Rows::Memory(m) => {
+                if epoch != m.order_epoch {
+                    m.order = data::epoch_order(m.train_rows.len(), c.seed, epoch);
+                    m.order_epoch = epoch;
+                }
+                let pos = (step % run.steps_per_epoch) as usize * run.batch;
+                let mut rows: Vec<usize> = m.order[pos..pos + run.batch]
+                    .iter()
+                    .map(|&i| m.train_rows[i])
+                    .collect();
+                let group = if c.kind == SaeKind::Kld {
+                    let mut rng = Rng::new(c.seed ^ step.wrapping_mul(0x2545_F491_4F6C_DD1D));
+                    Some(kld::sample_group(&m.set.pairs, &c.kld, &mut rng, &mut rows))
+                } else {
+                    None
+                };
+                Ok((m.set.gather(&rows), group))
+            }
+            Rows::Stream(s) => Ok((s.next(epoch, run.batch)?, None)),
+        }
+    }
+
+    /// Training rows (up to [`SUMMARY_ROWS`]) and validation rows, for the summary.
+    fn summary_rows(&self) -> (Cow<'_, [f32]>, Cow<'_, [f32]>) {
+        match self {
+            Rows::Memory(m) => {
+                let sample: Vec<usize> = m.train_rows.iter().copied().take(SUMMARY_ROWS).collect();
+                (
+                    Cow::Owned(m.set.gather(&sample)),
+                    Cow::Owned(m.set.gather(&m.validation_rows)),
+                )
+            }
+            Rows::Stream(s) => (
+                Cow::Borrowed(s.plan.sample.as_slice()),
+                Cow::Borrowed(s.plan.validation.as_slice()),
+            ),
+        }
+    }
+
+    fn peak_rows(&self) -> Option<usize> {
+        match self {
+            Rows::Memory(_) => None,
+            Rows::Stream(s) => Some(s.peak_rows),
+        }
+    }
 }
 
 impl Trainer {
@@ -341,24 +428,125 @@ impl Trainer {
         set: &TrainSet<'_>,
         observe: &mut dyn FnMut(&StepMetrics),
     ) -> Result<TrainOutcome> {
-        let run = self.plan(set)?;
-        let weights = self.initial_weights(&run);
+        let (run, mut rows) = self.plan(set)?;
+        let weights = self.initial_weights(&run, &rows);
         let state = TrainState::fresh(&weights);
-        self.run(&run, weights, state, observe)
+        self.run(&run, &mut rows, weights, state, observe)
+    }
+
+    /// Trains a new SAE on rows read block by block from `source`, for sets larger than
+    /// memory, calling `observe` after every step.
+    ///
+    /// One pass over the blocks plans the run: it checks every block (a ragged block,
+    /// NaN/Inf or an empty source is a typed error), holds out validation rows (each row
+    /// with probability `validation_fraction`, seeded, then capped at
+    /// [`StreamOptions::max_validation_rows`]; they are never trained on), draws a sample
+    /// of training rows for the bias initialisation and the summary, and sums the
+    /// training rows' mean, spread and mean squared norm (input scaling). Steps per epoch
+    /// come from the counted training rows. Each epoch then visits the blocks in an order
+    /// fixed by `(seed, epoch)`, fills a buffer of [`StreamOptions::buffer_rows`] training
+    /// rows, shuffles it (seeded) and takes batches from it, so a run repeats exactly for
+    /// a seed.
+    ///
+    /// Memory: at most [`StreamOptions::max_rows`] rows, `(max(buffer_rows, batch_size) +
+    /// largest block + batch_size + max_validation_rows + sample_rows) × d_in × 4` bytes
+    /// besides the model and its optimiser state;
+    /// [`Summary::peak_buffered_rows`] reports what the run held. The result differs from
+    /// [`Trainer::train`] on the same rows (a different order and validation split).
+    ///
+    /// The KLD trainer needs pairs over in-memory rows and is refused here.
+    /// [`Trainer::resume`] works on in-memory sets only; checkpoints written during a
+    /// streamed run hold its weights but cannot be resumed from a stream.
+    ///
+    /// ```
+    /// use latent_terms_sae::SaeKind;
+    /// use latent_terms_sae::train::{Backend, ChunkedRows, StreamOptions, TrainConfig, Trainer};
+    ///
+    /// // 2,000 rows of width 8 in blocks of 100, trained through a 256-row buffer.
+    /// let rows: Vec<f32> = (0..16_000).map(|i| ((i * 7919) % 13) as f32 - 6.0).collect();
+    /// let source = ChunkedRows::new(&rows, 8, 100);
+    /// let mut config = TrainConfig::new(SaeKind::TopK, 32, 4);
+    /// config.epochs = 2;
+    /// config.batch_size = 64;
+    /// config.validation_fraction = 0.05;
+    /// let options = StreamOptions { buffer_rows: 256, ..StreamOptions::default() };
+    /// let trainer = Trainer::new(config, Backend::default_cpu()?)?;
+    /// let outcome = trainer.train_streamed(&source, &options, &mut |_| {})?;
+    /// let peak = outcome.summary.peak_buffered_rows.unwrap();
+    /// assert!(peak <= options.max_rows(64, 100));
+    /// assert!(outcome.summary.validation_nmse.is_some());
+    /// # Ok::<(), latent_terms_sae::Error>(())
+    /// ```
+    pub fn train_streamed(
+        &self,
+        source: &dyn RowBlocks,
+        options: &StreamOptions,
+        observe: &mut dyn FnMut(&StepMetrics),
+    ) -> Result<TrainOutcome> {
+        let c = &self.config;
+        let dim = source.dim();
+        c.check(dim)?;
+        if c.kind == SaeKind::Kld {
+            return Err(Error::InvalidConfig(
+                "the KLD trainer needs query → document pairs over rows in memory; \
+                 use Trainer::train"
+                    .into(),
+            ));
+        }
+        if options.buffer_rows == 0 || options.sample_rows == 0 {
+            return Err(Error::InvalidConfig(
+                "the stream buffer and the training sample must hold at least one row".into(),
+            ));
+        }
+        let plan = stream::StreamPlan::new(source, options, c.validation_fraction, c.seed)?;
+        let scale = if c.input_scaling {
+            crate::scale::scale_for(plan.square_norm_total, plan.train_rows, dim)
+        } else {
+            1.0
+        };
+        let steps_per_epoch = c.steps_per_epoch(plan.train_rows);
+        let run = Run {
+            dim,
+            spread: plan.spread.max(1e-12),
+            scale,
+            steps_per_epoch,
+            total_steps: steps_per_epoch * c.epochs as u64,
+            batch: c.batch_size.min(plan.train_rows),
+        };
+        let mut rows = Rows::Stream(Box::new(stream::StreamBatches::new(
+            source, plan, options, c.seed,
+        )));
+        let mut weights = self.initial_weights(&run, &rows);
+        weights.config.metadata.insert(
+            "stream".into(),
+            serde_json::to_value(options).unwrap_or_default(),
+        );
+        let state = TrainState::fresh(&weights);
+        self.run(&run, &mut rows, weights, state, observe)
     }
 
     /// Continues the run saved at `checkpoint` (weights and the state file beside it).
     /// The configuration must match the saved one except for `epochs`, which may grow.
+    /// Runs on in-memory sets only: a checkpoint of a [`Trainer::train_streamed`] run is
+    /// refused.
     pub fn resume(
         &self,
         set: &TrainSet<'_>,
         checkpoint: &Path,
         observe: &mut dyn FnMut(&StepMetrics),
     ) -> Result<TrainOutcome> {
-        let mut run = self.plan(set)?;
+        let (mut run, mut rows) = self.plan(set)?;
         let weights = SaeWeights::load(checkpoint)?;
         // The checkpoint's units are the ones its weights were trained in.
         run.scale = weights.config.input_scale.unwrap_or(1.0);
+        // In memory the batches of a streamed run cannot be replayed: "continuing" it here
+        // would train on another order than the one the checkpoint's steps saw.
+        if weights.config.metadata.contains_key("stream") {
+            return Err(Error::InvalidConfig(
+                "this checkpoint comes from Trainer::train_streamed, which cannot be resumed"
+                    .into(),
+            ));
+        }
         let state = TrainState::load(&state::state_path(checkpoint), &weights)?;
         let saved: TrainConfig = serde_json::from_value(
             weights
@@ -385,10 +573,10 @@ impl Trainer {
                 got: set.dim(),
             });
         }
-        self.run(&run, weights, state, observe)
+        self.run(&run, &mut rows, weights, state, observe)
     }
 
-    fn plan<'a>(&self, set: &'a TrainSet<'a>) -> Result<Run<'a>> {
+    fn plan<'a>(&self, set: &'a TrainSet<'a>) -> Result<(Run, Rows<'a>)> {
         let c = &self.config;
         c.check(set.dim())?;
         if c.kind == SaeKind::Kld && set.pairs.is_empty() {
@@ -408,20 +596,27 @@ impl Trainer {
             1.0
         };
         let steps_per_epoch = c.steps_per_epoch(train_rows.len());
-        Ok(Run {
-            set,
-            train_rows,
-            validation_rows,
+        let run = Run {
+            dim: set.dim(),
             spread: spread.max(1e-12),
             scale,
             steps_per_epoch,
             total_steps: steps_per_epoch * c.epochs as u64,
-        })
+            batch: c.batch_size.min(train_rows.len()),
+        };
+        let rows = Rows::Memory(InMemory {
+            set,
+            train_rows,
+            validation_rows,
+            order_epoch: u64::MAX,
+            order: Vec::new(),
+        });
+        Ok((run, rows))
     }
 
-    fn initial_weights(&self, run: &Run<'_>) -> SaeWeights {
+    fn initial_weights(&self, run: &Run, rows: &Rows<'_>) -> SaeWeights {
         let c = &self.config;
-        let (d, m) = (run.set.dim(), c.d_sae);
+        let (d, m) = (run.dim, c.d_sae);
         let mut rng = Rng::new(c.seed);
         let mut w_dec: Vec<f32> = (0..m * d).map(|_| rng.symmetric()).collect();
         for row in w_dec.chunks_mut(d) {
@@ -435,11 +630,28 @@ impl Trainer {
                 w_enc[i * m + j] = w_dec[j * d + i];
             }
         }
-        let sample: Vec<usize> = run.train_rows.iter().copied().take(20_000).collect();
         // Both are equivariant under scaling: computed on the caller's rows, then scaled.
-        let mut b_dec = match c.bias_init {
-            BiasInit::Mean => data::mean(run.set, &sample),
-            BiasInit::GeometricMedian => data::geometric_median(run.set, &sample, 30),
+        let mut b_dec = match rows {
+            Rows::Memory(m) => {
+                let sample: Vec<usize> = m.train_rows.iter().copied().take(SUMMARY_ROWS).collect();
+                match c.bias_init {
+                    BiasInit::Mean => data::mean(m.set, &sample),
+                    BiasInit::GeometricMedian => data::geometric_median(m.set, &sample, 30),
+                }
+            }
+            // The mean is over every training row; the median over the sample.
+            Rows::Stream(s) => match c.bias_init {
+                BiasInit::Mean => s.plan.mean.clone(),
+                BiasInit::GeometricMedian => {
+                    let sample = TrainSet {
+                        rows: &s.plan.sample,
+                        dim: d,
+                        pairs: Vec::new(),
+                    };
+                    let all: Vec<usize> = (0..sample.len()).collect();
+                    data::geometric_median(&sample, &all, 30)
+                }
+            },
         };
         b_dec.iter_mut().for_each(|v| *v *= run.scale);
         let mut config =
@@ -461,7 +673,8 @@ impl Trainer {
 
     fn run(
         &self,
-        run: &Run<'_>,
+        run: &Run,
+        rows: &mut Rows<'_>,
         weights: SaeWeights,
         mut state: TrainState,
         observe: &mut dyn FnMut(&StepMetrics),
@@ -474,48 +687,26 @@ impl Trainer {
         let first_step = state.step;
         let mut history = Vec::new();
         let mut window = (Instant::now(), 0usize);
-        let batch = c.batch_size.min(run.train_rows.len());
-        let mut order_epoch = u64::MAX;
-        let mut order = Vec::new();
         let stop = run
             .total_steps
             .min(first_step.saturating_add(self.step_limit.unwrap_or(u64::MAX)));
         while state.step < stop {
             let step = state.step;
-            let epoch = step / run.steps_per_epoch;
-            if epoch != order_epoch {
-                order = data::epoch_order(run.train_rows.len(), c.seed, epoch);
-                order_epoch = epoch;
-            }
-            let pos = (step % run.steps_per_epoch) as usize * batch;
-            let mut rows: Vec<usize> = order[pos..pos + batch]
-                .iter()
-                .map(|&i| run.train_rows[i])
-                .collect();
-            let group = if c.kind == SaeKind::Kld {
-                let mut rng = Rng::new(c.seed ^ step.wrapping_mul(0x2545_F491_4F6C_DD1D));
-                Some(kld::sample_group(
-                    &run.set.pairs,
-                    &c.kld,
-                    &mut rng,
-                    &mut rows,
-                ))
-            } else {
-                None
-            };
+            let (x_host, group) = rows.batch(run, c, step)?;
+            let batch_rows = x_host.len() / run.dim;
             let lr = c.optim.lr_at(step, run.total_steps);
             let (mut metrics, updated) = self.step(
                 run,
                 &mut params,
                 moments,
                 &mut state,
-                &rows,
+                x_host,
                 group.as_ref(),
                 lr,
             )?;
             moments = updated;
             state.step += 1;
-            window.1 += rows.len();
+            window.1 += batch_rows;
             metrics.step = state.step;
             metrics.total_steps = run.total_steps;
             metrics.epoch = state.step as f64 / run.steps_per_epoch as f64;
@@ -543,10 +734,11 @@ impl Trainer {
         }
         let seconds = started.elapsed().as_secs_f64();
         let steps = state.step - first_step;
-        let mut summary = summarise(&weights, run)?;
+        let mut summary = summarise(&weights, run, rows)?;
         summary.steps = steps;
         summary.seconds = seconds;
-        summary.samples_per_s = steps as f64 * batch as f64 / seconds.max(1e-9);
+        summary.samples_per_s = steps as f64 * run.batch as f64 / seconds.max(1e-9);
+        summary.peak_buffered_rows = rows.peak_rows();
         Ok(TrainOutcome {
             weights,
             state,
@@ -558,19 +750,18 @@ impl Trainer {
     #[allow(clippy::too_many_arguments)]
     fn step(
         &self,
-        run: &Run<'_>,
+        run: &Run,
         params: &mut Params,
         moments: state::DeviceMoments,
         state: &mut TrainState,
-        rows: &[usize],
+        mut x_host: Vec<f32>,
         group: Option<&kld::Group>,
         lr: f64,
     ) -> Result<(StepMetrics, state::DeviceMoments)> {
         let c = &self.config;
         let dev = &self.device;
-        let (d, m, r) = (run.set.dim(), c.d_sae, rows.len());
+        let (d, m, r) = (run.dim, c.d_sae, x_host.len() / run.dim);
         // Only the batch is scaled, never a copy of the whole training set.
-        let mut x_host = run.set.gather(rows);
         if run.scale != 1.0 {
             x_host.iter_mut().for_each(|v| *v *= run.scale);
         }
@@ -734,7 +925,8 @@ fn save_checkpoint(path: &Path, weights: &SaeWeights, state: &TrainState) -> Res
     state.save(&state::state_path(path), weights)
 }
 
-fn summarise(weights: &SaeWeights, run: &Run<'_>) -> Result<Summary> {
+fn summarise(weights: &SaeWeights, run: &Run, rows: &Rows<'_>) -> Result<Summary> {
+    let d = run.dim;
     let sae = SaeEncoder::new(weights.clone())?;
     let options = match weights.config.kind {
         SaeKind::BatchTopK if weights.config.threshold.is_some() => {
@@ -742,9 +934,9 @@ fn summarise(weights: &SaeWeights, run: &Run<'_>) -> Result<Summary> {
         }
         _ => EncodeOptions::top_k(weights.config.k),
     };
-    let measure = |idx: &[usize]| -> Result<(f64, f64, Vec<bool>)> {
-        let rows = run.set.gather(idx);
-        let codes = sae.encode(&rows, &options)?;
+    let measure = |rows: &[f32]| -> Result<(f64, f64, Vec<bool>)> {
+        let n = rows.len() / d;
+        let codes = sae.encode(rows, &options)?;
         let back = sae.decode(&codes);
         let se: f64 = rows
             .iter()
@@ -756,21 +948,27 @@ fn summarise(weights: &SaeWeights, run: &Run<'_>) -> Result<Summary> {
             .iter()
             .flat_map(|c| &c.indices)
             .for_each(|&j| fired[j as usize] = true);
-        let l0 = codes.iter().map(|c| c.len()).sum::<usize>() as f64 / idx.len().max(1) as f64;
-        Ok((se / idx.len().max(1) as f64, l0, fired))
+        let l0 = codes.iter().map(|c| c.len()).sum::<usize>() as f64 / n.max(1) as f64;
+        Ok((se / n.max(1) as f64, l0, fired))
     };
-    let sample: Vec<usize> = run.train_rows.iter().copied().take(20_000).collect();
+    let (sample, validation) = rows.summary_rows();
     let (se, l0, fired) = measure(&sample)?;
-    let validation_nmse = if run.validation_rows.is_empty() {
+    let validation_nmse = if validation.is_empty() {
         None
     } else {
-        let centre = data::mean(run.set, &run.validation_rows);
-        let spread = data::spread(run.set, &run.validation_rows, &centre).max(1e-12);
-        Some(measure(&run.validation_rows)?.0 / spread)
+        let set = TrainSet {
+            rows: &validation,
+            dim: d,
+            pairs: Vec::new(),
+        };
+        let all: Vec<usize> = (0..set.len()).collect();
+        let centre = data::mean(&set, &all);
+        let spread = data::spread(&set, &all, &centre).max(1e-12);
+        Some(measure(&validation)?.0 / spread)
     };
     Ok(Summary {
         nmse: se / run.spread,
-        mse: se / run.set.dim() as f64,
+        mse: se / d as f64,
         l0,
         validation_nmse,
         dead_fraction: fired.iter().filter(|&&f| !f).count() as f64 / fired.len() as f64,
@@ -1074,5 +1272,58 @@ mod tests {
         if let Ok(out) = Trainer::new(c, backend).unwrap().train(&set, &mut |_| {}) {
             assert!(out.weights.validate().is_ok());
         }
+    }
+
+    /// Refactors of the trainer keep in-memory runs bit for bit (the documented results
+    /// depend on them): fingerprints of a TopK run with input scaling and validation rows,
+    /// and of a KLD run, recorded before the step loop was shared with streamed training.
+    #[test]
+    fn in_memory_runs_are_bit_identical_to_before() {
+        fn fingerprint(out: &TrainOutcome) -> u64 {
+            let w = &out.weights;
+            let mut h = 0xcbf2_9ce4_8422_2325u64;
+            let mut eat = |x: u64| {
+                h ^= x;
+                h = h.wrapping_mul(0x100_0000_01b3);
+            };
+            for v in w
+                .w_enc
+                .iter()
+                .chain(&w.w_dec)
+                .chain(&w.b_enc)
+                .chain(&w.b_dec)
+            {
+                eat(u64::from(v.to_bits()));
+            }
+            eat(out.summary.nmse.to_bits());
+            eat(out.summary.validation_nmse.unwrap_or(0.0).to_bits());
+            eat(out.summary.l0.to_bits());
+            for m in &out.history {
+                eat(m.nmse.to_bits());
+                eat(m.loss.to_bits());
+            }
+            h
+        }
+        let backend = Backend::default_cpu().unwrap();
+        let data = rows(700, 8, 11);
+        let set = TrainSet::new(&data, 8).unwrap();
+        let mut config = small(SaeKind::TopK);
+        config.input_scaling = true;
+        config.validation_fraction = 0.1;
+        let topk = Trainer::new(config, backend)
+            .unwrap()
+            .train(&set, &mut |_| {})
+            .unwrap();
+        let pairs = (0..40)
+            .map(|q| (q, vec![100 + q, 200 + q, 300 + q]))
+            .collect();
+        let set = set.with_pairs(pairs).unwrap();
+        let kld = Trainer::new(small(SaeKind::Kld), backend)
+            .unwrap()
+            .train(&set, &mut |_| {})
+            .unwrap();
+        let got = (fingerprint(&topk), fingerprint(&kld));
+        eprintln!("fingerprints {got:#x?}");
+        assert_eq!(got, (0x679a_5dc4_187b_6179, 0x2983_5c95_3ff6_db5f));
     }
 }

@@ -23,6 +23,7 @@ use latent_terms_sparse_index::{Index, IndexStats, Query};
 
 pub(crate) use encode::{encode_stores, store_paths};
 pub use search::TokenParams;
+pub(crate) use train::TokenBlocks;
 
 use super::latent_index::LatentIndex;
 use super::report::TokenReport;
