@@ -393,10 +393,10 @@ impl std::str::FromStr for Representation {
 /// Token-level latent terms: an SAE over every content token's hidden state
 /// (`last_hidden_state`), each text the bag of the latents that fire on its tokens.
 /// The SAE defaults follow the prototype recorded in the token-level issue (8,192
-/// latents, k 32, about 1.2M training token rows). Static pruning (`prune`, share 0.8)
-/// and the scorer defaults (BM25 k1 1.5, b 0.75; CL-SR k1 1.2, b 1.0, k2 5.0; linear
-/// weight 0.5) are what `run` chose on SciFact's train qrels (400 queries) with the shared
-/// token SAE of `scripts/results-tokens`; no test qrels were used.
+/// latents, k 32, about 1.2M training token rows). The scorer defaults (BM25 k1 1.5,
+/// b 1.0; CL-SR k1 1.2, b 1.0, k2 5.0; linear weight 0.5) are what `run` chose on
+/// SciFact's train qrels (400 queries) with the shared token SAE of
+/// `scripts/results-tokens`; no test qrels were used.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TokenSettings {
@@ -442,9 +442,7 @@ pub struct TokenSettings {
     /// Static pruning of the token index: each document keeps its top latents by
     /// tf × idf (`{"top_terms": n}`) or the fewest whose tf × idf reaches a share of its
     /// total (`{"share": s}`), scored with the full index's document frequencies and
-    /// lengths (`null`: keep all). The default, `{"share": 0.8}`, was chosen on SciFact's
-    /// train qrels (docs/results.md, "Static pruning"): it keeps about 38 % of the
-    /// postings.
+    /// lengths (`None`: keep all).
     pub prune: Option<latent_terms_sparse_index::StaticPruning>,
     /// BM25 k1 of `lt-tokens-bm25` when nothing is tuned.
     pub bm25_k1: f32,
@@ -489,9 +487,9 @@ impl Default for TokenSettings {
             tf: crate::bag::TokenTf::Activation,
             query_weights: crate::bag::QueryWeights::Tf,
             stop_df: None,
-            prune: Some(latent_terms_sparse_index::StaticPruning::Share(0.8)),
+            prune: None,
             bm25_k1: 1.5,
-            bm25_b: 0.75,
+            bm25_b: 1.0,
             tune_bm25_k1: vec![0.9, 1.2, 1.5],
             tune_bm25_b: vec![0.4, 0.75, 1.0],
             clsr: (1.2, 1.0, 5.0),
