@@ -26,7 +26,8 @@ pub struct TermContribution {
     pub doc_factor: f32,
     /// The term's idf (1 for scorers without one).
     pub idf: f32,
-    /// Live document frequency used for the idf.
+    /// Document frequency used for the idf (the full collection's in a statically pruned
+    /// index).
     pub doc_freq: u64,
     /// `(query_factor · idf) · doc_factor`.
     pub contribution: f32,

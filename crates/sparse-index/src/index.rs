@@ -305,9 +305,11 @@ impl Index {
     /// [`IndexBuilder::build_pruned`](crate::IndexBuilder::build_pruned)). Errors if a term
     /// has more live postings than its fixed frequency.
     pub(crate) fn set_term_statistics(&mut self, statistics: TermStatistics) -> Result<()> {
-        self.term_statistics = None;
         for term in self.term_ids() {
-            let (postings, df) = (self.doc_freq(term)?, u64::from(statistics.doc_freq(term)));
+            let (postings, df) = (
+                self.live_postings(term)?,
+                u64::from(statistics.doc_freq(term)),
+            );
             if postings > df {
                 return Err(IndexError::StatisticsMismatch { term, postings, df });
             }
@@ -420,6 +422,12 @@ impl Index {
         if let Some(s) = &self.term_statistics {
             return Ok(u64::from(s.doc_freq(term)));
         }
+        self.live_postings(term)
+    }
+
+    /// Number of live postings of `term`: its document frequency unless the index is
+    /// statically pruned.
+    pub(crate) fn live_postings(&self, term: u32) -> Result<u64> {
         let mut df = 0u64;
         for e in &self.segments {
             if let Some(ti) = e.segment.inner.term_index(term) {

@@ -295,6 +295,9 @@ mod tests {
             pruned.add_segment(more.build_segment().expect("segment")),
             Err(IndexError::PrunedIndex)
         ));
+        // FLOPs count the postings a search scans: fewer once pruned.
+        let queries = [q.clone()];
+        assert!(pruned.flops(&queries).expect("flops") < full.flops(&queries).expect("flops"));
         let df = pruned.doc_freq(1).expect("df");
         pruned.delete("d0");
         pruned.merge_segments().expect("merge");

@@ -123,8 +123,9 @@ impl Index {
 
     /// FLOPs as the CL-SR paper defines it (after SPLADE): the expected number of
     /// multiplications per query–document pair, `Σ_j p_j(q) · p_j(d)`, where `p_j(d)` is the
-    /// fraction of live documents containing term `j` and `p_j(q)` the fraction of `queries`
-    /// containing it. Returns 0 for an empty index or query set.
+    /// fraction of live documents with a posting of term `j` (in a statically pruned index,
+    /// a kept posting) and `p_j(q)` the fraction of `queries` containing it. Returns 0 for
+    /// an empty index or query set.
     ///
     /// ```
     /// use latent_terms_sparse_index::{IndexBuilder, IndexConfig, Query, SparseVector};
@@ -156,7 +157,9 @@ impl Index {
         let nd = num_docs as f64;
         let mut total = 0f64;
         for (t, qdf) in terms {
-            let ddf = self.doc_freq(t)?;
+            // Postings, not document frequencies: a statically pruned index scans only
+            // the postings it kept.
+            let ddf = self.live_postings(t)?;
             total += (qdf as f64 / nq) * (ddf as f64 / nd);
         }
         Ok(total)
