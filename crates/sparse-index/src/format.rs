@@ -159,6 +159,17 @@ struct OutSection {
     data: SectionData,
 }
 
+impl OutSection {
+    /// A section about the whole index (segment field 0).
+    fn whole_index(kind: u32, data: Vec<u8>) -> Self {
+        OutSection {
+            kind,
+            segment: 0,
+            data: SectionData::Owned(data),
+        }
+    }
+}
+
 enum SectionData {
     Shared(Bytes),
     Owned(Vec<u8>),
@@ -196,29 +207,18 @@ impl Index {
         let mut meta = Vec::with_capacity(8);
         meta.extend_from_slice(&segment_count.to_le_bytes());
         meta.extend_from_slice(&flags.to_le_bytes());
-        out.push(OutSection {
-            kind: KIND_INDEX_META,
-            segment: 0,
-            data: SectionData::Owned(meta),
-        });
+        out.push(OutSection::whole_index(KIND_INDEX_META, meta));
         if let Some(v) = &self.vocabulary {
-            out.push(OutSection {
-                kind: KIND_VOCABULARY,
-                segment: 0,
-                data: SectionData::Owned(encode_vocabulary(v)?),
-            });
+            out.push(OutSection::whole_index(
+                KIND_VOCABULARY,
+                encode_vocabulary(v)?,
+            ));
         }
         if let Some(t) = &self.term_statistics {
-            let mut data = Vec::with_capacity(t.len() * TERM_STATISTICS_ENTRY_LEN);
-            for (term, df) in t.iter() {
-                data.extend_from_slice(&term.to_le_bytes());
-                data.extend_from_slice(&df.to_le_bytes());
-            }
-            out.push(OutSection {
-                kind: KIND_TERM_STATISTICS,
-                segment: 0,
-                data: SectionData::Owned(data),
-            });
+            out.push(OutSection::whole_index(
+                KIND_TERM_STATISTICS,
+                encode_term_statistics(t),
+            ));
         }
         for (i, e) in self.segments.iter().enumerate() {
             let s = &e.segment.inner.sections;
@@ -445,6 +445,35 @@ fn decode_vocabulary(data: &[u8]) -> Result<Vocabulary> {
     })
 }
 
+fn encode_term_statistics(t: &TermStatistics) -> Vec<u8> {
+    let mut data = Vec::with_capacity(t.len() * TERM_STATISTICS_ENTRY_LEN);
+    for (term, df) in t.iter() {
+        data.extend_from_slice(&term.to_le_bytes());
+        data.extend_from_slice(&df.to_le_bytes());
+    }
+    data
+}
+
+/// The next section, which the index header's `flag` says is there and must be of `kind`;
+/// `None` when the flag is clear.
+fn optional_section(
+    rest: &mut Vec<SectionEntry>,
+    flags: u32,
+    flag: u32,
+    kind: u32,
+) -> Result<Option<SectionEntry>> {
+    if flags & flag == 0 {
+        return Ok(None);
+    }
+    if rest.first().is_none_or(|e| e.kind != kind) {
+        return Err(IndexError::corrupted(format!(
+            "{} section missing",
+            kind_name(kind)
+        )));
+    }
+    Ok(Some(rest.remove(0)))
+}
+
 fn decode_term_statistics(data: &[u8]) -> Result<TermStatistics> {
     if !data.len().is_multiple_of(TERM_STATISTICS_ENTRY_LEN) {
         return Err(IndexError::corrupted(
@@ -592,24 +621,13 @@ fn load(file: Bytes, options: &LoadOptions) -> Result<Index> {
         return Err(IndexError::corrupted("unknown index flags"));
     }
     let mut rest: Vec<SectionEntry> = it.collect();
-    let vocabulary = if flags & FLAG_VOCABULARY != 0 {
-        if rest.first().is_none_or(|e| e.kind != KIND_VOCABULARY) {
-            return Err(IndexError::corrupted("vocabulary section missing"));
-        }
-        let v = rest.remove(0);
-        Some(decode_vocabulary(v.bytes.as_slice())?)
-    } else {
-        None
-    };
-    let term_statistics = if flags & FLAG_TERM_STATISTICS != 0 {
-        if rest.first().is_none_or(|e| e.kind != KIND_TERM_STATISTICS) {
-            return Err(IndexError::corrupted("term statistics section missing"));
-        }
-        let t = rest.remove(0);
-        Some(decode_term_statistics(t.bytes.as_slice())?)
-    } else {
-        None
-    };
+    let vocabulary = optional_section(&mut rest, flags, FLAG_VOCABULARY, KIND_VOCABULARY)?
+        .map(|v| decode_vocabulary(v.bytes.as_slice()))
+        .transpose()?;
+    let term_statistics =
+        optional_section(&mut rest, flags, FLAG_TERM_STATISTICS, KIND_TERM_STATISTICS)?
+            .map(|t| decode_term_statistics(t.bytes.as_slice()))
+            .transpose()?;
     if Some(rest.len()) != (segment_count as usize).checked_mul(SEGMENT_KINDS.len()) {
         return Err(IndexError::corrupted(
             "section count does not match the segment count",
