@@ -12,6 +12,11 @@ use super::{CacheEntry, Progress, Stage, write_atomic};
 use crate::error::{Error, Result};
 
 /// The rows an SAE trains on.
+// Only a build with a training backend reads the rows; one without refuses to train.
+#[cfg_attr(
+    not(any(feature = "flex", feature = "ndarray", feature = "cuda")),
+    allow(dead_code)
+)]
 pub(crate) enum SaeRows<'a> {
     /// Row-major rows in memory, with the KLD trainer's pairs (query row → document
     /// rows; empty for the other trainers).
