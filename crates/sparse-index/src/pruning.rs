@@ -27,7 +27,15 @@ pub enum StaticPruning {
 }
 
 impl StaticPruning {
-    pub(crate) fn validate(self) -> Result<()> {
+    /// Errors unless `TopTerms` keeps at least one term and `Share` is in `(0, 1]`.
+    ///
+    /// ```
+    /// use latent_terms_sparse_index::StaticPruning;
+    ///
+    /// assert!(StaticPruning::Share(0.8).validate().is_ok());
+    /// assert!(StaticPruning::TopTerms(0).validate().is_err());
+    /// ```
+    pub fn validate(self) -> Result<()> {
         match self {
             StaticPruning::TopTerms(0) => Err(IndexError::InvalidParameter {
                 name: "top_terms",

@@ -146,16 +146,11 @@ impl PipelineConfig {
             if t.stop_df.is_some_and(|f| !(f > 0.0 && f <= 1.0)) {
                 return bad("tokens.stop_df must be in (0, 1]".into());
             }
-            if let Some(p) = t.prune {
-                let valid = match p {
-                    latent_terms_sparse_index::StaticPruning::TopTerms(n) => n > 0,
-                    latent_terms_sparse_index::StaticPruning::Share(s) => s > 0.0 && s <= 1.0,
-                };
-                if !valid {
-                    return bad(
-                        "tokens.prune: top_terms must be positive and share in (0, 1]".into(),
-                    );
-                }
+            if let Some(Err(e)) = t
+                .prune
+                .map(latent_terms_sparse_index::StaticPruning::validate)
+            {
+                return bad(format!("tokens.prune: {e}"));
             }
             if t.max_training_tokens == 0 || t.tokens_per_text == Some(0) {
                 return bad(
@@ -665,5 +660,15 @@ mod tests {
         assert!(PipelineConfig::from_json("{}").unwrap().validate().is_ok());
         let bad = PipelineConfig::from_json(r#"{"sae": {"k": 9000}}"#).unwrap();
         assert!(bad.validate().is_err());
+        for prune in [r#"{"share": 1.5}"#, r#"{"top_terms": 0}"#] {
+            let json = format!(r#"{{"representation": "tokens", "tokens": {{"prune": {prune}}}}}"#);
+            let err = PipelineConfig::from_json(&json)
+                .unwrap()
+                .validate()
+                .unwrap_err();
+            assert!(err.to_string().contains("tokens.prune"), "{err}");
+        }
+        let ok = r#"{"representation": "tokens", "tokens": {"prune": {"share": 0.8}}}"#;
+        assert!(PipelineConfig::from_json(ok).unwrap().validate().is_ok());
     }
 }
