@@ -10,7 +10,7 @@ import sys
 POOLED = ["bm25", "dense", "dense-reconstructed", "lt-bm25", "clsr", "clsr-dot",
           "hybrid-rrf", "hybrid-linear", "rrf-bm25-dense"]
 TOKENS = ["bm25", "dense", "lt-tokens-bm25", "lt-tokens-clsr", "rrf-bm25-dense",
-          "hybrid-tokens-rrf", "hybrid-tokens-linear"]
+          "hybrid-tokens-rrf", "hybrid-tokens-linear", "hybrid-tokens-dense-rrf"]
 METHODS = POOLED
 
 

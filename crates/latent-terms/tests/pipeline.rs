@@ -462,9 +462,6 @@ fn tiny_model(dir: &Path) -> PathBuf {
     model
 }
 
-/// The token-level representation end to end on the tiny model: token stores, token SAE,
-/// bags, index, the four token rows, weighted queries that `search` reads, and a second
-/// run served from the cache.
 /// Window pooling (the LIMIT result) in the default tier: the tiny model embeds every
 /// document's word windows, and each document's latent terms are the max-pooled union of
 /// its whole-text and window codes.
@@ -608,6 +605,9 @@ fn prefixes_are_applied_recorded_and_checked() {
     assert!(err.contains("prefix"), "{err}");
 }
 
+/// The token-level representation end to end on the tiny model: token stores, token SAE,
+/// bags, index, the four token rows, weighted queries that `search` reads, and a second
+/// run served from the cache.
 #[test]
 fn token_level_latent_terms_run_end_to_end_on_a_tiny_model() {
     let tmp = tempfile::tempdir().unwrap();
@@ -636,6 +636,7 @@ fn token_level_latent_terms_run_end_to_end_on_a_tiny_model() {
         "lt-tokens-clsr",
         "hybrid-tokens-rrf",
         "hybrid-tokens-linear",
+        "hybrid-tokens-dense-rrf",
     ] {
         let ndcg = first
             .row(method)
@@ -739,6 +740,100 @@ fn token_level_latent_terms_run_end_to_end_on_a_tiny_model() {
         );
     }
     assert!(pruned.row("lt-tokens-bm25").is_some());
+}
+
+/// `tokens.sae_draws`: several token SAEs, one per seed, each tuned on the training
+/// split; the run keeps the one with the best tuning nDCG@10 and reports all of them.
+/// Without a training split only one is trained.
+#[test]
+fn token_sae_draws_are_chosen_on_the_training_split() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = LimitSpec {
+        docs: 30,
+        core_docs: 15,
+        queries: 20,
+        likes_per_doc: 5,
+        seed: 9,
+    };
+    let mut inputs = toy_inputs(tmp.path(), &spec, 0);
+    inputs.embeddings = None;
+    inputs.model = tiny_model(tmp.path());
+    let json = |draws: usize| {
+        format!(
+            r#"{{"representation": "tokens", "depth": 20,
+                "tokens": {{"sae": {{"d_sae": 64, "k": 4, "epochs": 3, "batch_size": 64,
+                                   "warmup_steps": 2, "validation_fraction": 0.1}},
+                           "max_training_tokens": 100000, "min_training_tokens": 10,
+                           "sae_draws": {draws}}}}}"#
+        )
+    };
+    let three = PipelineConfig::from_json(&json(3)).unwrap();
+    let untuned = pipeline::run(&inputs, &three, &Quiet).unwrap();
+    assert!(
+        untuned.tokens.as_ref().unwrap().draws.is_empty(),
+        "no training split: one SAE, no draws to report"
+    );
+
+    // Half of the generated collection's queries become a training split.
+    let qrels = inputs.dataset.join("qrels");
+    let text = std::fs::read_to_string(qrels.join("test.tsv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let (mut test, mut train) = (vec![header], vec![header]);
+    let qids: Vec<&str> = lines
+        .clone()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    let first_test = qids[qids.len() / 2];
+    for line in lines {
+        let qid = line.split('\t').next().unwrap();
+        if qids.iter().position(|q| *q == qid) < qids.iter().position(|q| *q == first_test) {
+            train.push(line);
+        } else {
+            test.push(line);
+        }
+    }
+    assert!(train.len() > 1 && test.len() > 1);
+    std::fs::write(qrels.join("train.tsv"), train.join("\n") + "\n").unwrap();
+    std::fs::write(qrels.join("test.tsv"), test.join("\n") + "\n").unwrap();
+    let tuned = pipeline::run(&inputs, &three, &Quiet).unwrap();
+    let t = tuned.tokens.as_ref().unwrap();
+    let seeds: Vec<u64> = t.draws.iter().map(|d| d.seed).collect();
+    assert_eq!(seeds, vec![0, 1, 2]);
+    let mean = |d: &pipeline::SaeDraw| {
+        let (bm25, clsr) = d.tuned_ndcg10.expect("every draw is tuned");
+        (bm25 + clsr) / 2.0
+    };
+    let kept: Vec<_> = t.draws.iter().filter(|d| d.chosen).collect();
+    assert_eq!(kept.len(), 1, "{:?}", t.draws);
+    let best = t.draws.iter().map(mean).fold(f64::NEG_INFINITY, f64::max);
+    assert_eq!(mean(kept[0]), best);
+    assert_eq!(t.params.tuned_ndcg10, kept[0].tuned_ndcg10);
+    assert!(
+        t.draws
+            .iter()
+            .any(|d| d.validation_nmse != kept[0].validation_nmse),
+        "the draws are different SAEs: {:?}",
+        t.draws
+    );
+
+    // The reported SAE is the kept draw: given back, it scores the same test run.
+    let given = pipeline::run(
+        &PipelineInputs {
+            token_sae: Some(PathBuf::from(&tuned.artifacts.token_sae)),
+            out: tmp.path().join("given"),
+            ..inputs.clone()
+        },
+        &PipelineConfig::from_json(&json(1)).unwrap(),
+        &Quiet,
+    )
+    .unwrap();
+    assert_eq!(
+        given.row("lt-tokens-bm25"),
+        tuned.row("lt-tokens-bm25"),
+        "the token SAE artifact is the kept draw"
+    );
+    assert_eq!(given.tokens.as_ref().unwrap().params, t.params);
 }
 
 fn root() -> PathBuf {

@@ -55,7 +55,9 @@ pub use config::{
 pub use latent_index::{LatentIndex, code_to_query, code_to_vector};
 pub use limit::{LimitCollection, LimitSpec, generate_limit, write_limit};
 pub use mismatch::{MismatchSet, mismatch_sets, missed_queries, reciprocal_rank_at};
-pub use report::{Artifacts, ChosenParams, Latency, MethodRow, Report, TokenReport, write_atomic};
+pub use report::{
+    Artifacts, ChosenParams, Latency, MethodRow, Report, SaeDraw, TokenReport, write_atomic,
+};
 pub use zipf::{ZipfCurve, ZipfReport, curve as zipf_curve, fit_exponent, zipf_report};
 
 use crate::error::{Error, Result};
@@ -164,10 +166,10 @@ impl Clock {
         let start = Instant::now();
         let mut state = Stage::default();
         let out = f(&mut state)?;
-        self.seconds
-            .insert(stage.to_owned(), start.elapsed().as_secs_f64());
+        // A stage run once per SAE draw adds up its times.
+        *self.seconds.entry(stage.to_owned()).or_default() += start.elapsed().as_secs_f64();
         self.stale.append(&mut state.stale);
-        if state.cached {
+        if state.cached && !self.cached.iter().any(|s| s == stage) {
             self.cached.push(stage.to_owned());
         }
         Ok(out)
@@ -471,6 +473,23 @@ pub fn run(
             "rrf-bm25-dense",
         )?,
     ));
+    // Token-level terms and dense come from one forward pass of the same model, so a
+    // user of the token index has the dense run too: this row asks whether the latent
+    // terms add to the lexical–dense fusion, not only to lexical BM25.
+    if let Some(tokens_bm25) = tokens
+        .as_ref()
+        .and_then(|t| t.runs.iter().find(|(m, _)| m == "lt-tokens-bm25"))
+    {
+        runs.push((
+            "hybrid-tokens-dense-rrf".into(),
+            reciprocal_rank_fusion(
+                &[&lexical.test_run, &dense_run, &tokens_bm25.1],
+                config.scoring.rrf_k,
+                config.depth,
+                "hybrid-tokens-dense-rrf",
+            )?,
+        ));
+    }
 
     for warning in &clock.stale {
         progress.note(&format!("warning: {warning}"));

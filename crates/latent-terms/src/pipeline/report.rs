@@ -137,6 +137,23 @@ pub struct TokenReport {
     pub latency: Latency,
     /// Scorer parameters and where they came from.
     pub params: crate::pipeline::tokens::TokenParams,
+    /// The token SAE draws compared on the tuning split (`tokens.sae_draws`; empty
+    /// when one SAE was used).
+    #[serde(default)]
+    pub draws: Vec<SaeDraw>,
+}
+
+/// One token SAE draw of a run with `tokens.sae_draws` > 1.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SaeDraw {
+    /// Its training seed.
+    pub seed: u64,
+    /// NMSE on its held-out token rows.
+    pub validation_nmse: Option<f64>,
+    /// Tuning-split nDCG@10 of its tuned BM25 and CL-SR.
+    pub tuned_ndcg10: Option<(f64, f64)>,
+    /// Whether the run kept it (the highest mean of the two).
+    pub chosen: bool,
 }
 
 impl ChosenParams {
@@ -183,9 +200,34 @@ impl TokenReport {
         let _ = writeln!(
             s,
             "\nParameters ({}): lt-tokens-bm25 k1 {}, b {}; lt-tokens-clsr k1 {}, b {}, k2 {}; \
-             hybrids fuse lexical BM25 with lt-tokens-bm25 (linear weight {}).",
+             hybrid-tokens-rrf and hybrid-tokens-linear fuse lexical BM25 with lt-tokens-bm25 (linear \
+             weight {}); hybrid-tokens-dense-rrf is RRF(lexical BM25, dense, lt-tokens-bm25).",
             p.source, p.bm25.0, p.bm25.1, p.clsr.0, p.clsr.1, p.clsr.2, p.linear_weight
         );
+        if !self.draws.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nToken SAE draws compared on the tuning split (mean nDCG@10 of the tuned \
+                 BM25 and CL-SR; the highest is kept):\n"
+            );
+            let _ = writeln!(
+                s,
+                "| seed | validation NMSE | tuning nDCG@10 BM25 | tuning nDCG@10 CL-SR | kept |"
+            );
+            let _ = writeln!(s, "|---|---|---|---|---|");
+            for d in &self.draws {
+                let (bm25, clsr) = d.tuned_ndcg10.unzip();
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} |",
+                    d.seed,
+                    fmt(d.validation_nmse),
+                    fmt(bm25),
+                    fmt(clsr),
+                    if d.chosen { "yes" } else { "" }
+                );
+            }
+        }
     }
 }
 

@@ -25,14 +25,15 @@ pub(crate) use encode::{encode_stores, store_paths};
 pub use search::TokenParams;
 pub(crate) use train::TokenBlocks;
 
+use super::config::PipelineConfig;
 use super::latent_index::LatentIndex;
-use super::report::TokenReport;
+use super::report::{SaeDraw, TokenReport};
 use super::stages::{Context, LexicalStage};
 use super::{CacheEntry, CacheKey, Clock, Progress, write_atomic};
 use crate::error::{Error, Result};
 use bags::{IndexMeta, bags, remove_latents, stop_latents, to_query};
 use search::{SearchInputs, Tuning, choose_params, runs};
-use train::train;
+use train::{TokenSae, train};
 
 /// The token stores of a dataset (stage 1).
 #[derive(Clone, Debug)]
@@ -63,7 +64,21 @@ pub(crate) struct TokenOutcome {
     pub(crate) index_path: PathBuf,
 }
 
+/// One token SAE carried through its bags, index, queries and tuned scorers.
+struct Draw {
+    sae: TokenSae,
+    sae_path: PathBuf,
+    index: LatentIndex,
+    index_path: PathBuf,
+    meta: IndexMeta,
+    test_queries: Vec<(String, Query)>,
+    tune_queries: Vec<(String, Query)>,
+    params: TokenParams,
+}
+
 /// The token representation's stages: token stores → token SAE → bags → index → runs.
+/// With `tokens.sae_draws` > 1 the stages up to the tuned scorers run once per SAE draw,
+/// and the draw with the best tuning-split nDCG@10 goes on to the test queries.
 pub(crate) fn run(
     ctx: &Context<'_>,
     stores: &TokenStores,
@@ -71,12 +86,149 @@ pub(crate) fn run(
     clock: &mut Clock,
     progress: &dyn Progress,
 ) -> Result<TokenOutcome> {
-    let (config, cache) = (ctx.config, &ctx.inputs.cache);
+    let config = ctx.config;
     let t = &config.tokens;
-    let stores = stores.clone();
+    let draws = draws_to_train(ctx, progress);
+    let mut chosen: Option<(usize, Draw)> = None;
+    let mut summaries = Vec::new();
+    for d in 0..draws {
+        let mut draw_config = config.clone();
+        draw_config.tokens.sae.seed = t.sae.seed.wrapping_add(d as u64);
+        let draw = train_draw(ctx, &draw_config, stores, lexical, clock, progress)?;
+        if draws > 1 {
+            let (bm25, clsr) = draw.params.tuned_ndcg10.unwrap_or((f64::NAN, f64::NAN));
+            progress.note(&format!(
+                "token SAE draw {} of {draws} (seed {}): tuning nDCG@10 BM25 {bm25:.4}, CL-SR {clsr:.4}",
+                d + 1,
+                draw_config.tokens.sae.seed
+            ));
+        }
+        summaries.push(SaeDraw {
+            seed: draw_config.tokens.sae.seed,
+            validation_nmse: draw.sae.summary.validation_nmse,
+            tuned_ndcg10: draw.params.tuned_ndcg10,
+            chosen: false,
+        });
+        // Ties keep the earlier draw, so one draw or equal scores change nothing.
+        if chosen
+            .as_ref()
+            .is_none_or(|(_, c)| draw.params.tuned_mean() > c.params.tuned_mean())
+        {
+            chosen = Some((d, draw));
+        }
+    }
+    let Some((at, draw)) = chosen else {
+        return Err(Error::Invalid("tokens.sae_draws must be at least 1".into()));
+    };
+    if draws > 1 {
+        summaries[at].chosen = true;
+    } else {
+        summaries.clear();
+    }
+    clock.keys.insert("token_sae".into(), draw.sae.key.clone());
+    let inputs = search_inputs(
+        ctx,
+        lexical,
+        &draw.index,
+        &draw.test_queries,
+        &draw.tune_queries,
+    );
+    let (runs, latency) = clock.time("token_search", |_| runs(&inputs, &draw.params, config))?;
+    let index = &draw.index;
+    let stats = index.index().statistics()?;
+    let query_vectors: Vec<Query> = draw.test_queries.iter().map(|q| q.1.clone()).collect();
+    let flops = index.index().flops(&query_vectors)?;
+    let corpus_tokens = latent_terms_encoders::TokenStore::open(&stores.corpus)?.tokens();
+    let sae = &draw.sae;
+    let report = TokenReport {
+        d_sae: sae.encoder.d_sae(),
+        k: t.k.unwrap_or(sae.encoder.weights().config.k),
+        input_scale: f64::from(sae.encoder.input_scale()),
+        training_nmse: sae.summary.training_nmse,
+        validation_nmse: sae.summary.validation_nmse,
+        dead_fraction: sae.summary.dead_fraction,
+        training_rows: sae.summary.rows,
+        training_corpus: sae.summary.corpus.clone(),
+        corpus_tokens,
+        mean_activation: draw.meta.mean_activation,
+        stop_latents: draw.meta.stop_latents.len(),
+        avg_latents_per_doc: stats.avg_terms_per_doc,
+        avg_latents_per_query: average_len(&query_vectors),
+        postings: stats.num_postings,
+        index_bytes: stats.index_size_bytes,
+        latents_used: stats.vocabulary_used,
+        flops,
+        latency,
+        params: draw.params.clone(),
+        draws: summaries,
+    };
+    Ok(TokenOutcome {
+        runs,
+        stats,
+        report,
+        test_queries: draw.test_queries,
+        stores: stores.clone(),
+        sae_path: draw.sae_path,
+        index_path: draw.index_path,
+    })
+}
+
+/// How many token SAEs to train: `tokens.sae_draws`, or one where there is nothing to
+/// choose with (no tuning split) or nothing to train (a given `--token-sae`).
+fn draws_to_train(ctx: &Context<'_>, progress: &dyn Progress) -> usize {
+    let wanted = ctx.config.tokens.sae_draws.max(1);
+    if wanted == 1 || ctx.inputs.token_sae.is_some() {
+        return 1;
+    }
+    if ctx.tuning.is_none() {
+        progress.note(&format!(
+            "tokens.sae_draws = {wanted}, but the dataset has no training split \
+             (qrels/train.tsv or qrels/dev.tsv) to choose among draws with: training one \
+             token SAE"
+        ));
+        return 1;
+    }
+    wanted
+}
+
+/// The search stage's inputs: a draw's index and queries, lexical BM25's runs.
+fn search_inputs<'a>(
+    ctx: &'a Context<'_>,
+    lexical: &'a LexicalStage,
+    index: &'a LatentIndex,
+    test: &'a [(String, Query)],
+    tune: &'a [(String, Query)],
+) -> SearchInputs<'a> {
+    SearchInputs {
+        index,
+        test,
+        lexical_test: &lexical.test_run,
+        tuning: match (&ctx.tuning, &lexical.tune_run) {
+            (Some((split, qrels, _)), Some(run)) => Some(Tuning {
+                split: split.as_str(),
+                qrels,
+                queries: tune,
+                lexical: run,
+            }),
+            _ => None,
+        },
+    }
+}
+
+/// Stages 2–4 (up to the tuned scorers) for the SAE of `config.tokens.sae`.
+fn train_draw(
+    ctx: &Context<'_>,
+    config: &PipelineConfig,
+    stores: &TokenStores,
+    lexical: &LexicalStage,
+    clock: &mut Clock,
+    progress: &dyn Progress,
+) -> Result<Draw> {
+    let cache = &ctx.inputs.cache;
+    let t = &config.tokens;
     let sae = clock.time("token_sae_train", |stage| {
         train(
-            &stores,
+            stores,
             ctx.inputs.token_sae.as_deref(),
             config,
             cache,
@@ -84,7 +236,6 @@ pub(crate) fn run(
             progress,
         )
     })?;
-    clock.keys.insert("token_sae".into(), sae.key.clone());
     let sae_path = ctx
         .inputs
         .token_sae
@@ -136,24 +287,22 @@ pub(crate) fn run(
         index_entry.seal()?;
         Ok((index, meta))
     })?;
-    let mean_activation = meta.mean_activation;
     let wanted: std::collections::HashSet<&str> = ctx
         .test_ids
         .iter()
         .chain(ctx.tune_ids())
         .map(String::as_str)
         .collect();
-    let query_bags = clock.time("token_queries", |_| {
+    let mut query_bags = clock.time("token_queries", |_| {
         bags(
             &sae.encoder,
             &stores.queries,
             Some(&wanted),
             t,
-            Some(mean_activation),
+            Some(meta.mean_activation),
             progress,
         )
     })?;
-    let mut query_bags = query_bags;
     remove_latents(&mut query_bags.bags, &meta.stop_latents);
     let by_id = positions(&query_bags.ids);
     let queries_of = |ids: &[String]| -> Result<Vec<(String, Query)>> {
@@ -170,20 +319,6 @@ pub(crate) fn run(
     };
     let test_queries = queries_of(&ctx.test_ids)?;
     let tune_queries = queries_of(ctx.tune_ids())?;
-    let inputs = SearchInputs {
-        index: &index,
-        test: &test_queries,
-        lexical_test: &lexical.test_run,
-        tuning: match (&ctx.tuning, &lexical.tune_run) {
-            (Some((split, qrels, _)), Some(run)) => Some(Tuning {
-                split: split.as_str(),
-                qrels,
-                queries: tune_queries.as_slice(),
-                lexical: run,
-            }),
-            _ => None,
-        },
-    };
     let params_key = CacheKey::new("token-params")
         .key(&bags_key)
         .dir(&ctx.dataset.root().join("qrels"))?
@@ -191,10 +326,14 @@ pub(crate) fn run(
         .finish();
     let params_path = runs_dir.join(format!("params-{params_key}.json"));
     let params_entry = CacheEntry::new(&params_key, [params_path.clone()]);
+    let inputs = search_inputs(ctx, lexical, &index, &test_queries, &tune_queries);
     let params = clock.time("token_tune", |stage| {
+        // A cached choice without its tuning scores (written before they were kept)
+        // cannot rank draws: it is chosen again.
         if stage.lookup(&params_entry)
             && let Ok(text) = std::fs::read_to_string(&params_path)
             && let Ok(p) = serde_json::from_str::<TokenParams>(&text)
+            && (p.tuned_ndcg10.is_some() || inputs.tuning.is_none())
         {
             stage.cached = true;
             return Ok(p);
@@ -209,40 +348,15 @@ pub(crate) fn run(
         params_entry.seal()?;
         Ok(p)
     })?;
-    let (runs, latency) = clock.time("token_search", |_| runs(&inputs, &params, config))?;
-    let stats = index.index().statistics()?;
-    let query_vectors: Vec<Query> = test_queries.iter().map(|q| q.1.clone()).collect();
-    let flops = index.index().flops(&query_vectors)?;
-    let corpus_tokens = latent_terms_encoders::TokenStore::open(&stores.corpus)?.tokens();
-    let report = TokenReport {
-        d_sae: sae.encoder.d_sae(),
-        k: t.k.unwrap_or(sae.encoder.weights().config.k),
-        input_scale: f64::from(sae.encoder.input_scale()),
-        training_nmse: sae.summary.training_nmse,
-        validation_nmse: sae.summary.validation_nmse,
-        dead_fraction: sae.summary.dead_fraction,
-        training_rows: sae.summary.rows,
-        training_corpus: sae.summary.corpus.clone(),
-        corpus_tokens,
-        mean_activation,
-        stop_latents: meta.stop_latents.len(),
-        avg_latents_per_doc: stats.avg_terms_per_doc,
-        avg_latents_per_query: average_len(&query_vectors),
-        postings: stats.num_postings,
-        index_bytes: stats.index_size_bytes,
-        latents_used: stats.vocabulary_used,
-        flops,
-        latency,
-        params,
-    };
-    Ok(TokenOutcome {
-        runs,
-        stats,
-        report,
-        test_queries,
-        stores,
+    Ok(Draw {
+        sae,
         sae_path,
+        index,
         index_path,
+        meta,
+        test_queries,
+        tune_queries,
+        params,
     })
 }
 

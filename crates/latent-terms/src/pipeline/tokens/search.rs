@@ -24,6 +24,17 @@ pub struct TokenParams {
     pub linear_weight: f64,
     /// "tuned on qrels/train.tsv (N queries)" or "config defaults".
     pub source: String,
+    /// nDCG@10 of the chosen BM25 and CL-SR on the tuning split (`None`: not tuned).
+    #[serde(default)]
+    pub tuned_ndcg10: Option<(f64, f64)>,
+}
+
+impl TokenParams {
+    /// The mean tuning-split nDCG@10 of the two token scorers, by which SAE draws are
+    /// compared (`None`: not tuned).
+    pub fn tuned_mean(&self) -> Option<f64> {
+        self.tuned_ndcg10.map(|(bm25, clsr)| (bm25 + clsr) / 2.0)
+    }
 }
 
 /// A tuning split: its name, qrels, queries and lexical BM25's run on them.
@@ -63,6 +74,7 @@ pub(crate) fn choose_params(
             clsr: t.clsr,
             linear_weight: t.linear_weight,
             source: "config defaults (no training split to tune on)".into(),
+            tuned_ndcg10: None,
         });
     };
     let g = &config.tuning;
@@ -108,6 +120,7 @@ pub(crate) fn choose_params(
             "tuned on qrels/{split}.tsv ({} queries, nDCG@10)",
             queries.len()
         ),
+        tuned_ndcg10: Some((bm25.0, best_clsr.0)),
     })
 }
 
