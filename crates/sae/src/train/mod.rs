@@ -321,6 +321,14 @@ struct Run {
     batch: usize,
 }
 
+impl Run {
+    /// Trains in the checkpoint's units: a resumed run continues with the input scale its
+    /// weights were trained in, not one recomputed from the rows given now.
+    fn train_in_units_of(&mut self, checkpoint: &SaeWeights) {
+        self.scale = checkpoint.config.input_scale.unwrap_or(1.0);
+    }
+}
+
 /// Where a run's batches come from, and the rows its summary measures: the caller's set
 /// in memory, or blocks streamed through a shuffle buffer. Both feed the same step loop.
 enum Rows<'a> {
@@ -385,6 +393,19 @@ impl Rows<'_> {
         }
     }
 
+    /// Readies the batches of step `step` onwards, for a run resumed there. In memory any
+    /// step's batch is found directly; a stream is replayed up to it.
+    fn skip_to(&mut self, run: &Run, step: u64) -> Result<()> {
+        match self {
+            Rows::Memory(_) => Ok(()),
+            Rows::Stream(s) => s.skip(
+                step / run.steps_per_epoch,
+                step % run.steps_per_epoch,
+                run.batch,
+            ),
+        }
+    }
+
     fn peak_rows(&self) -> Option<usize> {
         match self {
             Rows::Memory(_) => None,
@@ -411,7 +432,8 @@ impl Trainer {
     }
 
     /// Stops after `steps` steps in one call (the schedule still spans all epochs), so a
-    /// run can be split across calls with [`Trainer::resume`].
+    /// run can be split across calls with [`Trainer::resume`] or
+    /// [`Trainer::resume_streamed`].
     pub fn with_step_limit(mut self, steps: u64) -> Self {
         self.step_limit = Some(steps);
         self
@@ -454,9 +476,9 @@ impl Trainer {
     /// [`Summary::peak_buffered_rows`] reports what the run held. The result differs from
     /// [`Trainer::train`] on the same rows (a different order and validation split).
     ///
-    /// The KLD trainer needs pairs over in-memory rows and is refused here.
-    /// [`Trainer::resume`] works on in-memory sets only; checkpoints written during a
-    /// streamed run hold its weights but cannot be resumed from a stream.
+    /// The KLD trainer needs pairs over in-memory rows and is refused here. Checkpoints
+    /// (see [`Trainer::with_checkpoints`]) record the stream options and a fingerprint of
+    /// the plan; [`Trainer::resume_streamed`] continues such a run from the same source.
     ///
     /// ```
     /// use latent_terms_sae::SaeKind;
@@ -483,6 +505,192 @@ impl Trainer {
         options: &StreamOptions,
         observe: &mut dyn FnMut(&StepMetrics),
     ) -> Result<TrainOutcome> {
+        let (run, mut rows, fingerprint) = self.plan_stream(source, options)?;
+        let mut weights = self.initial_weights(&run, &rows);
+        let metadata = &mut weights.config.metadata;
+        metadata.insert(
+            stream::OPTIONS_KEY.into(),
+            serde_json::to_value(options).unwrap_or_default(),
+        );
+        metadata.insert(
+            stream::PLAN_KEY.into(),
+            serde_json::to_value(&fingerprint).unwrap_or_default(),
+        );
+        let state = TrainState::fresh(&weights);
+        self.run(&run, &mut rows, weights, state, observe)
+    }
+
+    /// Continues the run saved at `checkpoint` (weights and the state file beside it).
+    /// The configuration must match the saved one except for `epochs`, which may grow.
+    /// Runs on in-memory sets only: a checkpoint of a [`Trainer::train_streamed`] run is
+    /// refused (continue it with [`Trainer::resume_streamed`]).
+    pub fn resume(
+        &self,
+        set: &TrainSet<'_>,
+        checkpoint: &Path,
+        observe: &mut dyn FnMut(&StepMetrics),
+    ) -> Result<TrainOutcome> {
+        let (mut run, mut rows) = self.plan(set)?;
+        let (weights, state) = self.load_resume_point(checkpoint, set.dim(), None)?;
+        run.train_in_units_of(&weights);
+        self.run(&run, &mut rows, weights, state, observe)
+    }
+
+    /// Continues the [`Trainer::train_streamed`] run saved at `checkpoint` (weights and
+    /// the state file beside it) on the same `source` and `options`, calling `observe`
+    /// after every step. Split across calls (a [`Trainer::with_step_limit`] run with
+    /// checkpoints, then this), a run ends with exactly the weights of an uninterrupted
+    /// one.
+    ///
+    /// The configuration must match the saved one except for `epochs`, which may grow;
+    /// `options` must equal the checkpoint's, and the planning pass over `source` must
+    /// find the stream the checkpoint was trained on (same blocks, rows, validation rows
+    /// and sums): other rows are refused with [`Error::InvalidConfig`], a source of
+    /// another width with [`Error::DimensionMismatch`], a checkpoint of an in-memory run
+    /// with [`Error::InvalidConfig`] (continue it with [`Trainer::resume`]).
+    ///
+    /// The stream's order is a function of the seed, the epoch, the options and the plan,
+    /// so the run replays it to the saved step without training on it: earlier epochs are
+    /// skipped unread, and the current one's blocks up to the resume point are read and
+    /// shuffled again but never made into batches. A resume thus costs one planning pass
+    /// and part of an epoch's reads besides the remaining steps. Memory stays within
+    /// [`StreamOptions::max_rows`].
+    ///
+    /// ```
+    /// use latent_terms_sae::SaeKind;
+    /// use latent_terms_sae::train::{
+    ///     Backend, CheckpointPolicy, ChunkedRows, StreamOptions, TrainConfig, Trainer,
+    /// };
+    ///
+    /// let rows: Vec<f32> = (0..8_000).map(|i| ((i * 7919) % 13) as f32 - 6.0).collect();
+    /// let source = ChunkedRows::new(&rows, 8, 100);
+    /// let mut config = TrainConfig::new(SaeKind::TopK, 32, 4);
+    /// config.epochs = 2;
+    /// config.batch_size = 64;
+    /// let options = StreamOptions { buffer_rows: 256, ..StreamOptions::default() };
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let policy = CheckpointPolicy { path: dir.path().join("sae.safetensors"), every_steps: 5 };
+    /// let backend = Backend::default_cpu()?;
+    /// let trainer = || Trainer::new(config.clone(), backend);
+    /// // Stopped after 10 of the 30 steps (a crash would leave the step-10 checkpoint too)...
+    /// trainer()?
+    ///     .with_checkpoints(policy.clone())
+    ///     .with_step_limit(10)
+    ///     .train_streamed(&source, &options, &mut |_| {})?;
+    /// // ...and continued from the checkpoint.
+    /// let outcome = trainer()?.resume_streamed(&source, &options, &policy.path, &mut |_| {})?;
+    /// assert_eq!((outcome.state.step, outcome.summary.steps), (30, 20));
+    /// # Ok::<(), latent_terms_sae::Error>(())
+    /// ```
+    pub fn resume_streamed(
+        &self,
+        source: &dyn RowBlocks,
+        options: &StreamOptions,
+        checkpoint: &Path,
+        observe: &mut dyn FnMut(&StepMetrics),
+    ) -> Result<TrainOutcome> {
+        // The checkpoint is checked before the planning pass, which reads every block.
+        let (weights, state) = self.load_resume_point(checkpoint, source.dim(), Some(options))?;
+        let saved: stream::PlanFingerprint = weights
+            .config
+            .metadata
+            .get(stream::PLAN_KEY)
+            .cloned()
+            .ok_or_else(|| {
+                Error::InvalidConfig(
+                    "this streamed checkpoint has no fingerprint of its stream (it was \
+                     written before streamed runs could be resumed); train again"
+                        .into(),
+                )
+            })
+            .and_then(|v| {
+                serde_json::from_value(v).map_err(|e| {
+                    Error::checkpoint(checkpoint, format!("unusable stream fingerprint: {e}"))
+                })
+            })?;
+        let (mut run, mut rows, fingerprint) = self.plan_stream(source, options)?;
+        if fingerprint != saved {
+            return Err(Error::InvalidConfig(format!(
+                "the source is not the stream the checkpoint was trained on (it held {saved}; \
+                 this source holds {fingerprint}): resume on the same rows in the same blocks, \
+                 or train again"
+            )));
+        }
+        run.train_in_units_of(&weights);
+        self.run(&run, &mut rows, weights, state, observe)
+    }
+
+    /// The weights and state saved at `checkpoint`, checked for a resume of this trainer's
+    /// configuration on rows of width `dim`: in memory when `stream` is `None`, else
+    /// streamed with those options. The checkpoint's own run must be of the same kind,
+    /// since either resume replays batches in its own order only.
+    fn load_resume_point(
+        &self,
+        checkpoint: &Path,
+        dim: usize,
+        stream: Option<&StreamOptions>,
+    ) -> Result<(SaeWeights, TrainState)> {
+        let weights = SaeWeights::load(checkpoint)?;
+        let metadata = &weights.config.metadata;
+        match (metadata.get(stream::OPTIONS_KEY), stream) {
+            (Some(_), None) => {
+                return Err(Error::InvalidConfig(
+                    "this checkpoint comes from Trainer::train_streamed: continue it with \
+                     Trainer::resume_streamed on the same source and stream options"
+                        .into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(Error::InvalidConfig(
+                    "this checkpoint comes from a run on rows in memory (Trainer::train): \
+                     continue it with Trainer::resume on the same rows"
+                        .into(),
+                ));
+            }
+            (Some(saved), Some(options)) => {
+                let saved: StreamOptions = serde_json::from_value(saved.clone()).map_err(|e| {
+                    Error::checkpoint(checkpoint, format!("unusable stream options: {e}"))
+                })?;
+                if saved != *options {
+                    return Err(Error::InvalidConfig(format!(
+                        "the stream options differ from the checkpoint's ({saved:?}, given \
+                         {options:?}); they fix the order of the batches: resume with the \
+                         checkpoint's"
+                    )));
+                }
+            }
+            (None, None) => {}
+        }
+        let state = TrainState::load(&state::state_path(checkpoint), &weights)?;
+        let saved: TrainConfig = serde_json::from_value(
+            metadata.get("train").cloned().unwrap_or_default(),
+        )
+        .map_err(|e| Error::checkpoint(checkpoint, format!("no usable training config: {e}")))?;
+        let comparable = |c: &TrainConfig| TrainConfig {
+            epochs: 0,
+            ..c.clone()
+        };
+        if comparable(&saved) != comparable(&self.config) {
+            return Err(Error::InvalidConfig(
+                "the resume configuration differs from the checkpoint's (only epochs may change)"
+                    .into(),
+            ));
+        }
+        if weights.config.d_in != dim {
+            return Err(Error::DimensionMismatch {
+                expected: weights.config.d_in,
+                got: dim,
+            });
+        }
+        Ok((weights, state))
+    }
+
+    /// Checks a streamed run's settings and plans it with one pass over `source`.
+    fn plan_stream<'a>(
+        &self,
+        source: &'a dyn RowBlocks,
+        options: &StreamOptions,
+    ) -> Result<(Run, Rows<'a>, stream::PlanFingerprint)> {
         let c = &self.config;
         let dim = source.dim();
         c.check(dim)?;
@@ -513,67 +721,11 @@ impl Trainer {
             total_steps: steps_per_epoch * c.epochs as u64,
             batch: c.batch_size.min(plan.train_rows),
         };
-        let mut rows = Rows::Stream(Box::new(stream::StreamBatches::new(
+        let fingerprint = plan.fingerprint();
+        let rows = Rows::Stream(Box::new(stream::StreamBatches::new(
             source, plan, options, c.seed,
         )));
-        let mut weights = self.initial_weights(&run, &rows);
-        weights.config.metadata.insert(
-            "stream".into(),
-            serde_json::to_value(options).unwrap_or_default(),
-        );
-        let state = TrainState::fresh(&weights);
-        self.run(&run, &mut rows, weights, state, observe)
-    }
-
-    /// Continues the run saved at `checkpoint` (weights and the state file beside it).
-    /// The configuration must match the saved one except for `epochs`, which may grow.
-    /// Runs on in-memory sets only: a checkpoint of a [`Trainer::train_streamed`] run is
-    /// refused.
-    pub fn resume(
-        &self,
-        set: &TrainSet<'_>,
-        checkpoint: &Path,
-        observe: &mut dyn FnMut(&StepMetrics),
-    ) -> Result<TrainOutcome> {
-        let (mut run, mut rows) = self.plan(set)?;
-        let weights = SaeWeights::load(checkpoint)?;
-        // The checkpoint's units are the ones its weights were trained in.
-        run.scale = weights.config.input_scale.unwrap_or(1.0);
-        // In memory the batches of a streamed run cannot be replayed: "continuing" it here
-        // would train on another order than the one the checkpoint's steps saw.
-        if weights.config.metadata.contains_key("stream") {
-            return Err(Error::InvalidConfig(
-                "this checkpoint comes from Trainer::train_streamed, which cannot be resumed"
-                    .into(),
-            ));
-        }
-        let state = TrainState::load(&state::state_path(checkpoint), &weights)?;
-        let saved: TrainConfig = serde_json::from_value(
-            weights
-                .config
-                .metadata
-                .get("train")
-                .cloned()
-                .unwrap_or_default(),
-        )
-        .map_err(|e| Error::checkpoint(checkpoint, format!("no usable training config: {e}")))?;
-        let comparable = |c: &TrainConfig| TrainConfig {
-            epochs: 0,
-            ..c.clone()
-        };
-        if comparable(&saved) != comparable(&self.config) {
-            return Err(Error::InvalidConfig(
-                "the resume configuration differs from the checkpoint's (only epochs may change)"
-                    .into(),
-            ));
-        }
-        if weights.config.d_in != set.dim() {
-            return Err(Error::DimensionMismatch {
-                expected: weights.config.d_in,
-                got: set.dim(),
-            });
-        }
-        self.run(&run, &mut rows, weights, state, observe)
+        Ok((run, rows, fingerprint))
     }
 
     fn plan<'a>(&self, set: &'a TrainSet<'a>) -> Result<(Run, Rows<'a>)> {
@@ -690,6 +842,9 @@ impl Trainer {
         let stop = run
             .total_steps
             .min(first_step.saturating_add(self.step_limit.unwrap_or(u64::MAX)));
+        if first_step < stop {
+            rows.skip_to(run, first_step)?;
+        }
         while state.step < stop {
             let step = state.step;
             let (x_host, group) = rows.batch(run, c, step)?;

@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 
 /// Rows of one width, read one block at a time: the source [`Trainer::train_streamed`]
 /// trains on. Every call for the same block must return the same rows (the trainer reads
-/// each block once to plan and once per epoch); blocks may differ in length and may be
-/// empty.
+/// each block once to plan and once per epoch, and [`Trainer::resume_streamed`] reads
+/// them again to continue a run); blocks may differ in length and may be empty.
 ///
 /// ```
 /// use latent_terms_sae::Result;
@@ -44,6 +44,7 @@ use crate::error::{Error, Result};
 /// ```
 ///
 /// [`Trainer::train_streamed`]: super::Trainer::train_streamed
+/// [`Trainer::resume_streamed`]: super::Trainer::resume_streamed
 pub trait RowBlocks {
     /// Row width.
     fn dim(&self) -> usize;
@@ -151,6 +152,37 @@ impl StreamOptions {
             + batch_size
             + self.max_validation_rows
             + self.sample_rows
+    }
+}
+
+/// The checkpoint metadata key holding the [`StreamOptions`] of a streamed run.
+pub(crate) const OPTIONS_KEY: &str = "stream";
+/// The checkpoint metadata key holding the [`PlanFingerprint`] of a streamed run.
+pub(crate) const PLAN_KEY: &str = "stream_plan";
+
+/// What a streamed run's checkpoint records of the stream it trained on: a resume replays
+/// the stream from a new plan, so a source with other rows would silently continue the
+/// run on other batches; comparing fingerprints refuses it instead.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PlanFingerprint {
+    blocks: usize,
+    rows: u64,
+    training_rows: usize,
+    validation_rows: usize,
+    /// CRC-32 of the plan: block boundaries, held-out rows (indices and values), the
+    /// training sample and the bit patterns of the sums over every training row, so that
+    /// other values in the same layout are caught too.
+    crc32: String,
+}
+
+impl std::fmt::Display for PlanFingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} rows in {} blocks ({} training, {} held out; plan checksum {})",
+            self.rows, self.blocks, self.training_rows, self.validation_rows, self.crc32
+        )
     }
 }
 
@@ -327,6 +359,26 @@ impl StreamPlan {
         self.validation_index.len()
     }
 
+    /// The fingerprint a checkpoint stores and a resume compares.
+    pub(crate) fn fingerprint(&self) -> PlanFingerprint {
+        let mut crc = crc32fast::Hasher::new();
+        let words = self.starts.iter().chain(&self.validation_index).copied();
+        let sums = [self.spread, self.square_norm_total].map(f64::to_bits);
+        for w in words.chain(sums).chain([self.train_rows as u64]) {
+            crc.update(&w.to_le_bytes());
+        }
+        for v in self.validation.iter().chain(&self.sample).chain(&self.mean) {
+            crc.update(&v.to_bits().to_le_bytes());
+        }
+        PlanFingerprint {
+            blocks: self.starts.len() - 1,
+            rows: self.starts.last().copied().unwrap_or(0),
+            training_rows: self.train_rows,
+            validation_rows: self.validation_rows(),
+            crc32: format!("{:08x}", crc.finalize()),
+        }
+    }
+
     /// Whether global row `g` was held out.
     #[cfg(test)]
     pub(crate) fn is_validation(&self, g: u64) -> bool {
@@ -440,6 +492,28 @@ impl<'a> StreamBatches<'a> {
     /// The `batch` rows of a step in epoch `epoch` (the caller's units).
     pub(crate) fn next(&mut self, epoch: u64, batch: usize) -> Result<Vec<f32>> {
         let dim = self.plan.dim;
+        let start = self.take(epoch, batch)?;
+        let out = self.buffer[start * dim..(start + batch) * dim].to_vec();
+        self.note_peak(batch);
+        Ok(out)
+    }
+
+    /// Moves the stream past the first `steps` batches of epoch `epoch` without handing
+    /// them out, so that the next [`StreamBatches::next`] returns what it would have
+    /// returned after them: a resumed run continues the uninterrupted run's order. Earlier
+    /// epochs are never read (each epoch starts from an empty buffer); the blocks of this
+    /// epoch up to the resume point are read and shuffled again, since the buffer's
+    /// leftover rows depend on them, but no batch is copied.
+    pub(crate) fn skip(&mut self, epoch: u64, steps: u64, batch: usize) -> Result<()> {
+        for _ in 0..steps {
+            self.take(epoch, batch)?;
+        }
+        Ok(())
+    }
+
+    /// Advances past the `batch` rows of a step in epoch `epoch`; where they start in the
+    /// buffer.
+    fn take(&mut self, epoch: u64, batch: usize) -> Result<usize> {
         if epoch != self.epoch {
             // A new epoch starts from an empty buffer: its tail rows (fewer than a batch)
             // are dropped, as the in-memory trainer drops an epoch's partial batch.
@@ -464,10 +538,9 @@ impl<'a> StreamBatches<'a> {
                 got: left,
             });
         }
-        let out = self.buffer[self.cursor * dim..(self.cursor + batch) * dim].to_vec();
+        let start = self.cursor;
         self.cursor += batch;
-        self.note_peak(batch);
-        Ok(out)
+        Ok(start)
     }
 
     /// Keeps the unread rows and tops the buffer up to its size from the next blocks,
@@ -562,8 +635,8 @@ mod tests {
     use std::cell::Cell;
     use std::collections::HashSet;
 
-    use crate::train::{Backend, TrainConfig, Trainer};
-    use crate::weights::SaeKind;
+    use crate::train::{Backend, CheckpointPolicy, TrainConfig, TrainState, Trainer, state};
+    use crate::weights::{SaeKind, SaeWeights};
 
     /// Rows that are sums of two of a few atoms with positive weights: data an SAE with
     /// k ≥ 2 reconstructs well.
@@ -796,26 +869,6 @@ mod tests {
             trainer(kld).train_streamed(&ChunkedRows::new(&rows, 4, 10), &options(), &mut |_| {}),
             Err(Error::InvalidConfig(_))
         ));
-        // A streamed run's checkpoint is refused by resume, which would replay another order.
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sae.safetensors");
-        let policy = crate::train::CheckpointPolicy {
-            path: path.clone(),
-            every_steps: 5,
-        };
-        let source = ChunkedRows::new(&rows, 4, 10);
-        trainer(config())
-            .with_checkpoints(policy.clone())
-            .with_step_limit(5)
-            .train_streamed(&source, &options(), &mut |_| {})
-            .unwrap();
-        let set = crate::train::TrainSet::new(&rows, 4).unwrap();
-        assert!(matches!(
-            trainer(config())
-                .with_checkpoints(policy)
-                .resume(&set, &path, &mut |_| {}),
-            Err(Error::InvalidConfig(_))
-        ));
         let zero = StreamOptions {
             buffer_rows: 0,
             ..options()
@@ -824,5 +877,211 @@ mod tests {
             t.train_streamed(&ChunkedRows::new(&rows, 4, 10), &zero, &mut |_| {}),
             Err(Error::InvalidConfig(_))
         ));
+    }
+
+    fn policy(path: &std::path::Path, every_steps: u64) -> CheckpointPolicy {
+        CheckpointPolicy {
+            path: path.to_path_buf(),
+            every_steps,
+        }
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// The property resuming exists for: a streamed run stopped by a step limit and
+    /// continued from its checkpoint ends bit for bit where the uninterrupted run ends,
+    /// having trained on the same batches, without replaying earlier epochs.
+    #[test]
+    fn a_streamed_run_split_by_resume_is_the_uninterrupted_run() {
+        let (n, dim, block) = (1200, 8, 40);
+        let rows = structured(n, dim, 16, 4);
+        let blocks = || Blocks::new(dim, rows.chunks(block * dim).map(<[f32]>::to_vec).collect());
+        let num_blocks = n / block;
+        let mut c = config();
+        // BatchTopK and input scaling: the threshold accumulators and the input scale
+        // must survive the checkpoint too.
+        c.kind = SaeKind::BatchTopK;
+        c.epochs = 3;
+        let straight = trainer(c.clone())
+            .train_streamed(&blocks(), &options(), &mut |_| {})
+            .unwrap();
+        // About 5 % of the rows are held out (fewer than the cap of 100).
+        let steps_per_epoch = straight.state.step / 3;
+        assert_eq!(straight.state.step, 3 * steps_per_epoch);
+        assert!((33..=35).contains(&steps_per_epoch), "{steps_per_epoch}");
+        assert!(straight.weights.config.threshold.is_some());
+        assert!(straight.weights.config.input_scale.is_some());
+        // Split inside the first epoch, and inside the second (whose resume skips the
+        // first epoch unread and replays the second up to the split).
+        for split in [7, steps_per_epoch + 11] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("sae.safetensors");
+            let first = trainer(c.clone())
+                .with_checkpoints(policy(&path, 5))
+                .with_step_limit(split)
+                .train_streamed(&blocks(), &options(), &mut |_| {})
+                .unwrap();
+            assert_eq!(first.state.step, split);
+            let source = blocks();
+            let mut steps = Vec::new();
+            let resumed = trainer(c.clone())
+                .with_checkpoints(policy(&path, 5))
+                .resume_streamed(&source, &options(), &path, &mut |m| steps.push(m.step))
+                .unwrap();
+            let (r, s) = (&resumed.weights, &straight.weights);
+            assert_eq!(resumed.state.step, straight.state.step, "split {split}");
+            assert_eq!(resumed.summary.steps, straight.state.step - split);
+            assert_eq!(steps.first(), Some(&(split + 1)));
+            assert!(
+                bits(&r.w_enc) == bits(&s.w_enc),
+                "w_enc differs, split {split}"
+            );
+            assert!(
+                bits(&r.w_dec) == bits(&s.w_dec),
+                "w_dec differs, split {split}"
+            );
+            assert!(
+                bits(&r.b_enc) == bits(&s.b_enc),
+                "b_enc differs, split {split}"
+            );
+            assert!(
+                bits(&r.b_dec) == bits(&s.b_dec),
+                "b_dec differs, split {split}"
+            );
+            assert_eq!(r.config, s.config, "split {split}");
+            assert_eq!(resumed.state.since_fired, straight.state.since_fired);
+            // Every resumed step saw the uninterrupted run's batch (log_every is 1).
+            let loss = |h: &[crate::train::StepMetrics]| -> Vec<u64> {
+                h.iter().map(|m| m.loss.to_bits()).collect()
+            };
+            assert!(
+                loss(&resumed.history) == loss(&straight.history[split as usize..]),
+                "the losses differ, split {split}"
+            );
+            // The plan pass, then the blocks from the split's epoch on: earlier epochs are
+            // skipped unread (each epoch reads every block once).
+            let epochs_read = 3 - split / steps_per_epoch;
+            assert_eq!(
+                source.reads.get(),
+                num_blocks * (1 + epochs_read as usize),
+                "split {split}"
+            );
+            let peak = resumed.summary.peak_buffered_rows.unwrap();
+            assert!(peak <= options().max_rows(32, block), "peak {peak}");
+        }
+    }
+
+    /// A resume that would continue a run on other batches than the checkpoint's is a typed
+    /// error that says what to do; only `epochs` may change.
+    #[test]
+    fn resuming_on_another_stream_or_run_is_refused() {
+        let (n, dim) = (600, 4);
+        let rows = structured(n, dim, 8, 5);
+        let source = ChunkedRows::new(&rows, dim, 50);
+        let dir = tempfile::tempdir().unwrap();
+        let streamed = dir.path().join("streamed.safetensors");
+        let first = trainer(config())
+            .with_checkpoints(policy(&streamed, 5))
+            .with_step_limit(5)
+            .train_streamed(&source, &options(), &mut |_| {})
+            .unwrap();
+        let resume = |c: TrainConfig, s: &dyn RowBlocks, o: &StreamOptions, p: &std::path::Path| {
+            trainer(c).resume_streamed(s, o, p, &mut |_| {})
+        };
+        let refused = |r: Result<crate::train::TrainOutcome>, says: &str| match r {
+            Err(Error::InvalidConfig(m)) => assert!(m.contains(says), "{m}"),
+            other => panic!(
+                "expected a refusal saying {says:?}, got {:?}",
+                other.map(|o| o.state.step)
+            ),
+        };
+
+        // The in-memory resume points at the streamed one...
+        let set = crate::train::TrainSet::new(&rows, dim).unwrap();
+        refused(
+            trainer(config()).resume(&set, &streamed, &mut |_| {}),
+            "Trainer::resume_streamed",
+        );
+        // ...and the streamed one at the in-memory one.
+        let in_memory = dir.path().join("in-memory.safetensors");
+        trainer(config())
+            .with_checkpoints(policy(&in_memory, 5))
+            .with_step_limit(5)
+            .train(&set, &mut |_| {})
+            .unwrap();
+        refused(
+            resume(config(), &source, &options(), &in_memory),
+            "Trainer::resume ",
+        );
+
+        // Other stream options would order the batches otherwise.
+        let wider = StreamOptions {
+            buffer_rows: 512,
+            ..options()
+        };
+        refused(
+            resume(config(), &source, &wider, &streamed),
+            "stream options",
+        );
+        // Other rows: changed values in the same layout, a row fewer, other blocks.
+        let mut edited = rows.clone();
+        edited[dim * 300] += 0.5;
+        let same_layout = ChunkedRows::new(&edited, dim, 50);
+        refused(
+            resume(config(), &same_layout, &options(), &streamed),
+            "same rows",
+        );
+        let shorter = ChunkedRows::new(&rows[..(n - 1) * dim], dim, 50);
+        refused(
+            resume(config(), &shorter, &options(), &streamed),
+            "same rows",
+        );
+        let reblocked = ChunkedRows::new(&rows, dim, 60);
+        refused(
+            resume(config(), &reblocked, &options(), &streamed),
+            "same rows",
+        );
+        // Another width, another configuration.
+        let wide = structured(n, dim + 1, 8, 5);
+        assert!(matches!(
+            resume(
+                config(),
+                &ChunkedRows::new(&wide, dim + 1, 50),
+                &options(),
+                &streamed
+            ),
+            Err(Error::DimensionMismatch {
+                expected: 4,
+                got: 5
+            })
+        ));
+        let mut reseeded = config();
+        reseeded.seed = 1;
+        refused(
+            resume(reseeded, &source, &options(), &streamed),
+            "only epochs may change",
+        );
+
+        // A streamed checkpoint written before resumes existed has no fingerprint.
+        let legacy = dir.path().join("legacy.safetensors");
+        let mut w = SaeWeights::load(&streamed).unwrap();
+        let state = TrainState::load(&state::state_path(&streamed), &w).unwrap();
+        w.config.metadata.remove(PLAN_KEY);
+        w.save(&legacy).unwrap();
+        state.save(&state::state_path(&legacy), &w).unwrap();
+        refused(
+            resume(config(), &source, &options(), &legacy),
+            "train again",
+        );
+
+        // The same stream with more epochs resumes.
+        let mut longer = config();
+        longer.epochs += 1;
+        let out = resume(longer.clone(), &source, &options(), &streamed).unwrap();
+        let steps_per_epoch = first.history[0].total_steps / config().epochs as u64;
+        assert_eq!(out.state.step, steps_per_epoch * longer.epochs as u64);
+        assert_eq!(out.summary.steps, out.state.step - 5);
     }
 }
