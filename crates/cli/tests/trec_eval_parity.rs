@@ -67,3 +67,49 @@ fn eval_matches_trec_eval_on_every_fixture() {
         "only {compared_lines} lines compared"
     );
 }
+
+/// `eval --compare`: both means over the shared queries, their difference and a paired
+/// t-test; the reference values are scipy's `ttest_rel([1, 1, 1], [0.5, 1, 0.5])`
+/// (t 2.0, p 0.1835).
+#[test]
+fn eval_compare_prints_a_paired_t_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let qrels = path("qrels.txt", "q1 0 d1 1\nq2 0 d2 1\nq3 0 d3 1\n");
+    let a = path("a.run", "q1 Q0 d1 1 3 a\nq2 Q0 d2 1 3 a\nq3 Q0 d3 1 3 a\n");
+    let b = path(
+        "b.run",
+        "q1 Q0 d9 1 3 b\nq1 Q0 d1 2 2 b\nq2 Q0 d2 1 3 b\nq3 Q0 d8 1 3 b\nq3 Q0 d3 2 2 b\n",
+    );
+    let compare = |x: &Path, y: &Path| {
+        let output = Command::new(env!("CARGO_BIN_EXE_latent-terms"))
+            .arg("eval")
+            .arg(&qrels)
+            .arg(x)
+            .args(["-m", "recip_rank", "--compare"])
+            .arg(y)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let text = compare(&a, &b);
+    let line = text.lines().nth(1).unwrap();
+    assert_eq!(
+        line,
+        "recip_rank\t3\t1.0000\t0.6667\t+0.3333\t2.000\t0.1835"
+    );
+    let same = compare(&a, &a);
+    assert_eq!(
+        same.lines().nth(1).unwrap(),
+        "recip_rank\t3\t1.0000\t1.0000\t+0.0000\t0.000\t1.0000"
+    );
+}

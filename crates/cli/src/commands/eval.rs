@@ -4,7 +4,8 @@ use std::io::{self, BufWriter};
 use std::path::PathBuf;
 
 use clap::Args;
-use latent_terms::eval::{Evaluator, Qrels, Run, beir};
+use latent_terms::eval::stats::paired_t_test;
+use latent_terms::eval::{Evaluation, Evaluator, Qrels, Run, beir};
 
 use super::CliResult;
 
@@ -40,6 +41,11 @@ pub(crate) struct EvalArgs {
         allow_negative_numbers = true
     )]
     relevance_level: i64,
+    /// Compare RUN with this second run instead of printing trec_eval's output: per
+    /// measure, both means over the queries judged in both runs, their difference
+    /// (RUN − OTHER) and a two-sided paired t-test (as scipy's `ttest_rel`).
+    #[arg(long, value_name = "OTHER_RUN")]
+    compare: Option<PathBuf>,
 }
 
 pub(crate) fn run(args: &EvalArgs) -> CliResult {
@@ -73,11 +79,47 @@ pub(crate) fn run(args: &EvalArgs) -> CliResult {
         )
         .into());
     }
+    if let Some(other) = &args.compare {
+        let other_evaluation = evaluator.evaluate(&qrels, &Run::from_path(other)?);
+        return compare(&evaluation, &other_evaluation, &mut io::stdout().lock());
+    }
     let stdout = io::stdout();
     evaluation.write_trec_eval(
         BufWriter::with_capacity(1 << 16, stdout.lock()),
         args.per_query,
         print_runid,
     )?;
+    Ok(())
+}
+
+/// One line per measure: `measure  queries  mean_a  mean_b  difference  t  p`, the means
+/// over the queries both runs were evaluated on (those the paired test pairs).
+fn compare(a: &Evaluation, b: &Evaluation, out: &mut dyn io::Write) -> CliResult {
+    writeln!(
+        out,
+        "measure\tqueries\tmean_run\tmean_other\tdifference\tt\tp"
+    )?;
+    for &measure in a.measures() {
+        let test = paired_t_test(a, b, measure)?;
+        let b_values: std::collections::HashMap<&str, f64> = b.per_query(measure).collect();
+        let (mut sum_a, mut sum_b) = (0.0, 0.0);
+        for (q, value) in a.per_query(measure) {
+            if let Some(other) = b_values.get(q) {
+                sum_a += value;
+                sum_b += other;
+            }
+        }
+        let n = (test.degrees_of_freedom + 1) as f64;
+        writeln!(
+            out,
+            "{measure}\t{}\t{:.4}\t{:.4}\t{:+.4}\t{:.3}\t{:.4}",
+            test.degrees_of_freedom + 1,
+            sum_a / n,
+            sum_b / n,
+            test.mean_difference,
+            test.t,
+            test.p_value
+        )?;
+    }
     Ok(())
 }
