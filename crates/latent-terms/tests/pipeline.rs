@@ -605,12 +605,9 @@ fn prefixes_are_applied_recorded_and_checked() {
     assert!(err.contains("prefix"), "{err}");
 }
 
-/// The token-level representation end to end on the tiny model: token stores, token SAE,
-/// bags, index, the four token rows, weighted queries that `search` reads, and a second
-/// run served from the cache.
-#[test]
-fn token_level_latent_terms_run_end_to_end_on_a_tiny_model() {
-    let tmp = tempfile::tempdir().unwrap();
+/// A 30-document LIMIT-style collection encoded by the tiny model at run time (no
+/// embeddings stores given), and its spec.
+fn tiny_token_inputs(dir: &Path) -> (PipelineInputs, LimitSpec) {
     let spec = LimitSpec {
         docs: 30,
         core_docs: 15,
@@ -618,9 +615,19 @@ fn token_level_latent_terms_run_end_to_end_on_a_tiny_model() {
         likes_per_doc: 5,
         seed: 9,
     };
-    let mut inputs = toy_inputs(tmp.path(), &spec, 0);
+    let mut inputs = toy_inputs(dir, &spec, 0);
     inputs.embeddings = None;
-    inputs.model = tiny_model(tmp.path());
+    inputs.model = tiny_model(dir);
+    (inputs, spec)
+}
+
+/// The token-level representation end to end on the tiny model: token stores, token SAE,
+/// bags, index, the four token rows, weighted queries that `search` reads, and a second
+/// run served from the cache.
+#[test]
+fn token_level_latent_terms_run_end_to_end_on_a_tiny_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (inputs, spec) = tiny_token_inputs(tmp.path());
     let config = PipelineConfig::from_json(
         r#"{"representation": "tokens", "depth": 20,
             "tokens": {"sae": {"d_sae": 64, "k": 4, "epochs": 3, "batch_size": 64,
@@ -748,16 +755,7 @@ fn token_level_latent_terms_run_end_to_end_on_a_tiny_model() {
 #[test]
 fn token_sae_draws_are_chosen_on_the_training_split() {
     let tmp = tempfile::tempdir().unwrap();
-    let spec = LimitSpec {
-        docs: 30,
-        core_docs: 15,
-        queries: 20,
-        likes_per_doc: 5,
-        seed: 9,
-    };
-    let mut inputs = toy_inputs(tmp.path(), &spec, 0);
-    inputs.embeddings = None;
-    inputs.model = tiny_model(tmp.path());
+    let (inputs, _) = tiny_token_inputs(tmp.path());
     let json = |draws: usize| {
         format!(
             r#"{{"representation": "tokens", "depth": 20,

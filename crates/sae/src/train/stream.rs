@@ -934,22 +934,14 @@ mod tests {
             assert_eq!(resumed.state.step, straight.state.step, "split {split}");
             assert_eq!(resumed.summary.steps, straight.state.step - split);
             assert_eq!(steps.first(), Some(&(split + 1)));
-            assert!(
-                bits(&r.w_enc) == bits(&s.w_enc),
-                "w_enc differs, split {split}"
-            );
-            assert!(
-                bits(&r.w_dec) == bits(&s.w_dec),
-                "w_dec differs, split {split}"
-            );
-            assert!(
-                bits(&r.b_enc) == bits(&s.b_enc),
-                "b_enc differs, split {split}"
-            );
-            assert!(
-                bits(&r.b_dec) == bits(&s.b_dec),
-                "b_dec differs, split {split}"
-            );
+            for (name, a, b) in [
+                ("w_enc", &r.w_enc, &s.w_enc),
+                ("w_dec", &r.w_dec, &s.w_dec),
+                ("b_enc", &r.b_enc, &s.b_enc),
+                ("b_dec", &r.b_dec, &s.b_dec),
+            ] {
+                assert!(bits(a) == bits(b), "{name} differs, split {split}");
+            }
             assert_eq!(r.config, s.config, "split {split}");
             assert_eq!(resumed.state.since_fired, straight.state.since_fired);
             // Every resumed step saw the uninterrupted run's batch (log_every is 1).
