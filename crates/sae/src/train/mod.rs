@@ -38,6 +38,7 @@ pub use data::TrainSet;
 pub use kld::KldConfig;
 pub use memory::retain_freed_memory;
 pub use optim::{Decay, MAX_WARMUP_FRACTION, OptimConfig};
+pub use state::state_path;
 pub use stream::{ChunkedRows, RowBlocks, StreamOptions};
 
 use crate::encoder::{EncodeOptions, SaeEncoder};

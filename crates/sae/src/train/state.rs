@@ -20,8 +20,8 @@ pub(crate) struct DeviceMoments {
     pub(crate) b_dec: Moments<1>,
 }
 
-/// `<dir>/<stem>.state.safetensors` beside a checkpoint.
-pub(crate) fn state_path(checkpoint: &Path) -> PathBuf {
+/// The resume state written beside a checkpoint: `<dir>/<stem>.state.safetensors`.
+pub fn state_path(checkpoint: &Path) -> PathBuf {
     let stem = checkpoint
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())

@@ -500,23 +500,17 @@ mod tests {
         assert!(blocks.max_rows() <= 16 * 6);
     }
 
-    /// The token SAE stage end to end on tiny stores: above the memory budget it trains
-    /// streamed under its own cache key, below it in memory, and a cached SAE is found
-    /// again without opening the stores.
-    #[cfg(any(feature = "flex", feature = "ndarray", feature = "cuda"))]
-    #[test]
-    fn a_sample_above_the_memory_budget_trains_streamed_end_to_end() {
-        let dir = tempfile::tempdir().unwrap();
+    /// Two tiny token stores in `dir` and a config that trains a small SAE on about 1,000
+    /// of their rows, streamed (`training_memory_mb` 0).
+    fn tiny_training(dir: &Path) -> (TokenStores, PipelineConfig) {
         let stores = TokenStores {
-            corpus: dir.path().join("corpus.tokens"),
-            queries: dir.path().join("queries.tokens"),
+            corpus: dir.join("corpus.tokens"),
+            queries: dir.join("queries.tokens"),
             key: "tiny-stores".into(),
             entry: None,
         };
         store(&stores.corpus, 300, 1);
         store(&stores.queries, 20, 2);
-        let cache = dir.path().join("cache");
-        std::fs::create_dir_all(&cache).unwrap();
         let mut config = PipelineConfig::default();
         let t = &mut config.tokens;
         t.sae.d_sae = 32;
@@ -529,6 +523,91 @@ mod tests {
         t.training_memory_mb = 0;
         t.stream_buffer_rows = 128;
         config.validate().unwrap();
+        (stores, config)
+    }
+
+    /// A training stopped part way (a crash) leaves its checkpoint in the cache; the next
+    /// run continues from it and ends with the uninterrupted training's weights, bit for
+    /// bit, streamed and in memory, and removes it. A damaged checkpoint starts over.
+    #[cfg(any(feature = "flex", feature = "ndarray", feature = "cuda"))]
+    #[test]
+    fn an_interrupted_training_continues_from_its_checkpoint() {
+        use crate::pipeline::training::interrupt;
+        let dir = tempfile::tempdir().unwrap();
+        let (stores, mut config) = tiny_training(dir.path());
+        let train_in = |cache: &Path, config: &PipelineConfig, notes: &Notes| {
+            std::fs::create_dir_all(cache).unwrap();
+            train(&stores, None, config, cache, &mut Stage::default(), notes)
+        };
+        let tensors = |sae: &TokenSae| {
+            let w = sae.encoder.weights();
+            [&w.w_enc, &w.b_enc, &w.w_dec, &w.b_dec]
+                .map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>())
+        };
+        for memory_mb in [0, 1] {
+            config.tokens.training_memory_mb = memory_mb;
+            let straight = train_in(
+                &dir.path().join(format!("straight-{memory_mb}")),
+                &config,
+                &Notes::default(),
+            )
+            .unwrap();
+            let cache = dir.path().join(format!("interrupted-{memory_mb}"));
+            interrupt::set(Some(7));
+            let crashed = train_in(&cache, &config, &Notes::default());
+            interrupt::set(None);
+            assert!(crashed.is_err(), "the stand-in crash fails the training");
+            let partial = cache.join(format!("token-sae-{}.partial.safetensors", straight.key));
+            let state = latent_terms_sae::train::state_path(&partial);
+            assert!(
+                partial.is_file() && state.is_file(),
+                "{}",
+                partial.display()
+            );
+
+            let notes = Notes::default();
+            let resumed = train_in(&cache, &config, &notes).unwrap();
+            assert!(
+                notes.any("continued the interrupted SAE training"),
+                "{:?}",
+                notes.0
+            );
+            assert!(notes.any("(step 7)"), "{:?}", notes.0);
+            assert_eq!(resumed.key, straight.key);
+            assert!(
+                tensors(&resumed) == tensors(&straight),
+                "memory_mb {memory_mb}"
+            );
+            assert!(
+                !partial.exists() && !state.exists(),
+                "the checkpoint is removed"
+            );
+
+            // A damaged checkpoint is not continued: the training starts over.
+            let cache = dir.path().join(format!("damaged-{memory_mb}"));
+            std::fs::create_dir_all(&cache).unwrap();
+            std::fs::write(
+                cache.join(partial.file_name().unwrap()),
+                b"not a checkpoint",
+            )
+            .unwrap();
+            let notes = Notes::default();
+            let fresh = train_in(&cache, &config, &notes).unwrap();
+            assert!(notes.any("cannot be continued"), "{:?}", notes.0);
+            assert!(tensors(&fresh) == tensors(&straight));
+        }
+    }
+
+    /// The token SAE stage end to end on tiny stores: above the memory budget it trains
+    /// streamed under its own cache key, below it in memory, and a cached SAE is found
+    /// again without opening the stores.
+    #[cfg(any(feature = "flex", feature = "ndarray", feature = "cuda"))]
+    #[test]
+    fn a_sample_above_the_memory_budget_trains_streamed_end_to_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let (stores, mut config) = tiny_training(dir.path());
+        let cache = dir.path().join("cache");
+        std::fs::create_dir_all(&cache).unwrap();
         let run = |config: &PipelineConfig| {
             let notes = Notes::default();
             let mut stage = Stage::default();
