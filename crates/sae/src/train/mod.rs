@@ -1388,6 +1388,35 @@ mod tests {
         }
     }
 
+    /// Writing checkpoints reads the run's state and changes nothing in it: the pipeline
+    /// checkpoints every training, and its cached SAEs must equal unchecked runs.
+    #[test]
+    fn checkpoints_do_not_change_the_run() {
+        let data = rows(640, 8, 2);
+        let set = TrainSet::new(&data, 8).unwrap();
+        let backend = Backend::default_cpu().unwrap();
+        let config = small(SaeKind::TopK);
+        let plain = Trainer::new(config.clone(), backend)
+            .unwrap()
+            .train(&set, &mut |_| {})
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let checked = Trainer::new(config, backend)
+            .unwrap()
+            .with_checkpoints(CheckpointPolicy {
+                path: dir.path().join("sae.safetensors"),
+                every_steps: 1,
+            })
+            .train(&set, &mut |_| {})
+            .unwrap();
+        let bits = |w: &SaeWeights| {
+            [&w.w_enc, &w.b_enc, &w.w_dec, &w.b_dec]
+                .map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>())
+        };
+        assert!(plain.state.step > 2);
+        assert!(bits(&plain.weights) == bits(&checked.weights));
+    }
+
     #[test]
     fn kld_trainer_needs_pairs_and_runs_with_them() {
         let data = rows(400, 8, 3);
