@@ -306,6 +306,9 @@ pub struct Trainer {
     device: Device,
     checkpoints: Option<CheckpointPolicy>,
     step_limit: Option<u64>,
+    /// Run the Adam update as one host pass (`Moments::update_host`): on burn flex, whose
+    /// tensors live in host memory, it is bit for bit the tensor update and faster.
+    host_optim: bool,
 }
 
 /// What every step of a run needs besides its rows.
@@ -422,6 +425,7 @@ impl Trainer {
             device: backend.device()?,
             checkpoints: None,
             step_limit: None,
+            host_optim: backend == Backend::Flex,
         })
     }
 
@@ -994,10 +998,23 @@ impl Trainer {
             w_dec,
             b_dec,
         } = moments;
-        let (w_enc, new_w_enc) = w_enc.update(o, lr, t, params.w_enc.clone(), grads.w_enc);
-        let (b_enc, new_b_enc) = b_enc.update(o, lr, t, params.b_enc.clone(), grads.b_enc);
-        let (w_dec, new_w_dec) = w_dec.update(o, lr, t, params.w_dec.clone(), grads.w_dec);
-        let (b_dec, new_b_dec) = b_dec.update(o, lr, t, params.b_dec.clone(), grads.b_dec);
+        // The parameters are moved out (not cloned) so that the update owns them: the host
+        // pass reads and rebuilds them without copies, the tensor ops run in place.
+        let (w_enc, new_w_enc, b_enc, new_b_enc, w_dec, new_w_dec, b_dec, new_b_dec) = if self
+            .host_optim
+        {
+            let (w_enc, a) = w_enc.update_host(o, lr, t, take(&mut params.w_enc), grads.w_enc)?;
+            let (b_enc, b) = b_enc.update_host(o, lr, t, take(&mut params.b_enc), grads.b_enc)?;
+            let (w_dec, c) = w_dec.update_host(o, lr, t, take(&mut params.w_dec), grads.w_dec)?;
+            let (b_dec, d) = b_dec.update_host(o, lr, t, take(&mut params.b_dec), grads.b_dec)?;
+            (w_enc, a, b_enc, b, w_dec, c, b_dec, d)
+        } else {
+            let (w_enc, a) = w_enc.update(o, lr, t, take(&mut params.w_enc), grads.w_enc);
+            let (b_enc, b) = b_enc.update(o, lr, t, take(&mut params.b_enc), grads.b_enc);
+            let (w_dec, c) = w_dec.update(o, lr, t, take(&mut params.w_dec), grads.w_dec);
+            let (b_dec, d) = b_dec.update(o, lr, t, take(&mut params.b_dec), grads.b_dec);
+            (w_enc, a, b_enc, b, w_dec, c, b_dec, d)
+        };
         params.w_enc = new_w_enc;
         params.b_enc = new_b_enc;
         params.w_dec = step::unit_rows(new_w_dec);
@@ -1022,6 +1039,13 @@ impl Trainer {
         };
         Ok((metrics, moments))
     }
+}
+
+/// Moves a tensor out of `t`, leaving a one-element placeholder, so that the taker owns
+/// the only reference (burn flex then updates or reads it without a copy).
+fn take<const D: usize>(t: &mut Tensor<D>) -> Tensor<D> {
+    let placeholder = Tensor::<D>::zeros([1; D], &t.device());
+    std::mem::replace(t, placeholder)
 }
 
 pub(crate) fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
