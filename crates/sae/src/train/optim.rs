@@ -6,7 +6,8 @@
 //! Written over burn tensors rather than through `burn::optim` because the trainer computes
 //! its gradients analytically (to exploit the sparsity of the code, see `step.rs`) and
 //! edits them (decoder projection) before the update; `burn::optim` expects gradients from
-//! burn's autodiff graph.
+//! burn's autodiff graph. On burn flex the trainer runs the same update as one host pass
+//! ([`Moments::update_host`]).
 
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;

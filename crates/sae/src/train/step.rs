@@ -9,6 +9,10 @@
 //!
 //! Parameters are kept on the device as `W_enc` rows (`[m, d]`, the transpose of the
 //! checkpoint's `[d, m]`) so that a latent's encoder and decoder directions are both rows.
+//!
+//! [`upload`], [`decode`] and [`backward`] are the tensor form of the sparse passes; on
+//! burn flex the trainer runs [`HostSparse`] instead, the same arithmetic over host memory
+//! ([`Sparse`] chooses).
 
 use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
 use rayon::prelude::*;
