@@ -45,7 +45,7 @@ use crate::encoder::{EncodeOptions, SaeEncoder};
 use crate::error::{Error, Result};
 use crate::weights::{SaeConfig, SaeKind, SaeWeights};
 use data::Rng;
-use step::{Grads, Params};
+use step::Params;
 
 /// How the pre-encoder bias `b_dec` starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -307,6 +307,10 @@ pub struct Trainer {
     device: Device,
     checkpoints: Option<CheckpointPolicy>,
     step_limit: Option<u64>,
+    /// Run the sparse passes (`step::HostSparse`) and the Adam update
+    /// (`Moments::update_host`) over host memory: on burn flex, whose tensors live there,
+    /// they are bit for bit the tensor ops and faster.
+    host_kernels: bool,
 }
 
 /// What every step of a run needs besides its rows.
@@ -423,6 +427,7 @@ impl Trainer {
             device: backend.device()?,
             checkpoints: None,
             step_limit: None,
+            host_kernels: backend == Backend::Flex,
         })
     }
 
@@ -941,13 +946,11 @@ impl Trainer {
         };
         drop(pre_host);
         state.mark_fired(&main.latents);
-        let mut grads = Grads::zeros(params);
+        // On flex, decoding and the gathered/scattered gradients run over host memory, bit
+        // for bit the tensor ops (`step::HostSparse`).
+        let mut sparse = step::Sparse::new(self.host_kernels, params, &centred)?;
         // No positive pre-activation in the whole batch leaves only the bias to learn.
-        let dp = step::upload(&main, params, dev);
-        let decoded = match &dp {
-            Some(dp) => step::decode(dp, r, d, dev),
-            None => Tensor::<2>::zeros([r, d], dev),
-        };
+        let (decoded, ready) = sparse.decode(&main, params, r, dev);
         let x_hat = decoded + params.b_dec.clone().unsqueeze_dim(0);
         let err = x_hat.clone() - x.clone();
         let se = scalar(err.clone().square().sum())?;
@@ -960,23 +963,22 @@ impl Trainer {
             loss += f64::from(c.kld.coef) * value;
             g = g + g_kld;
         }
-        grads.b_dec = g.clone().sum_dim(0).reshape([d]);
-        if let Some(dp) = &dp {
-            grads = step::backward(dp, &g, &centred, params, grads);
-        }
+        sparse.set_b_dec(g.clone().sum_dim(0).reshape([d]));
+        sparse = sparse.backward(ready, &g, &centred, params, dev)?;
         let mut aux_loss = 0.0;
-        if let Some(ap) = step::upload(&aux_pattern, params, dev) {
+        if aux_pattern.len() > 0 {
             // AuxK: dead latents reconstruct the (detached) residual, normalised by its spread.
             let residual = x - x_hat;
             let centre = residual.clone().mean_dim(0);
             let denom = scalar((residual.clone() - centre).square().sum())?.max(1e-12);
-            let e_hat = step::decode(&ap, r, d, dev);
+            let (e_hat, ready) = sparse.decode(&aux_pattern, params, r, dev);
             let diff = e_hat - residual;
             aux_loss = scalar(diff.clone().square().sum())? / denom;
             loss += f64::from(c.aux.coef) * aux_loss;
             let g_aux = diff.mul_scalar(2.0 * f64::from(c.aux.coef) / denom);
-            grads = step::backward(&ap, &g_aux, &centred, params, grads);
+            sparse = sparse.backward(ready, &g_aux, &centred, params, dev)?;
         }
+        let mut grads = sparse.finish(params, dev);
         if !loss.is_finite() {
             return Err(Error::Diverged { step: state.step });
         }
@@ -995,10 +997,23 @@ impl Trainer {
             w_dec,
             b_dec,
         } = moments;
-        let (w_enc, new_w_enc) = w_enc.update(o, lr, t, params.w_enc.clone(), grads.w_enc);
-        let (b_enc, new_b_enc) = b_enc.update(o, lr, t, params.b_enc.clone(), grads.b_enc);
-        let (w_dec, new_w_dec) = w_dec.update(o, lr, t, params.w_dec.clone(), grads.w_dec);
-        let (b_dec, new_b_dec) = b_dec.update(o, lr, t, params.b_dec.clone(), grads.b_dec);
+        // The parameters are moved out (not cloned) so that the update owns them: the host
+        // pass reads and rebuilds them without copies, the tensor ops run in place.
+        let (w_enc, new_w_enc, b_enc, new_b_enc, w_dec, new_w_dec, b_dec, new_b_dec) = if self
+            .host_kernels
+        {
+            let (w_enc, a) = w_enc.update_host(o, lr, t, take(&mut params.w_enc), grads.w_enc)?;
+            let (b_enc, b) = b_enc.update_host(o, lr, t, take(&mut params.b_enc), grads.b_enc)?;
+            let (w_dec, c) = w_dec.update_host(o, lr, t, take(&mut params.w_dec), grads.w_dec)?;
+            let (b_dec, d) = b_dec.update_host(o, lr, t, take(&mut params.b_dec), grads.b_dec)?;
+            (w_enc, a, b_enc, b, w_dec, c, b_dec, d)
+        } else {
+            let (w_enc, a) = w_enc.update(o, lr, t, take(&mut params.w_enc), grads.w_enc);
+            let (b_enc, b) = b_enc.update(o, lr, t, take(&mut params.b_enc), grads.b_enc);
+            let (w_dec, c) = w_dec.update(o, lr, t, take(&mut params.w_dec), grads.w_dec);
+            let (b_dec, d) = b_dec.update(o, lr, t, take(&mut params.b_dec), grads.b_dec);
+            (w_enc, a, b_enc, b, w_dec, c, b_dec, d)
+        };
         params.w_enc = new_w_enc;
         params.b_enc = new_b_enc;
         params.w_dec = step::unit_rows(new_w_dec);
@@ -1023,6 +1038,13 @@ impl Trainer {
         };
         Ok((metrics, moments))
     }
+}
+
+/// Moves a tensor out of `t`, leaving a one-element placeholder, so that the taker owns
+/// the only reference (burn flex then updates or reads it without a copy).
+pub(crate) fn take<const D: usize>(t: &mut Tensor<D>) -> Tensor<D> {
+    let placeholder = Tensor::<D>::zeros([1; D], &t.device());
+    std::mem::replace(t, placeholder)
 }
 
 pub(crate) fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {

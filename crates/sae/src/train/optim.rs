@@ -6,10 +6,14 @@
 //! Written over burn tensors rather than through `burn::optim` because the trainer computes
 //! its gradients analytically (to exploit the sparsity of the code, see `step.rs`) and
 //! edits them (decoder projection) before the update; `burn::optim` expects gradients from
-//! burn's autodiff graph.
+//! burn's autodiff graph. On burn flex the trainer runs the same update as one host pass
+//! ([`Moments::update_host`]).
 
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
 
 /// Learning-rate decay after warm-up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,11 +151,134 @@ impl<const D: usize> Moments<D> {
         };
         (Moments { m, v }, param - step.mul_scalar(step_size))
     }
+
+    /// [`Moments::update`] as one pass over host memory, for a device whose memory is the
+    /// host's (burn flex): the tensor version makes about a dozen passes over each
+    /// `[m, d]` parameter, allocating for several. The result is bit for bit the same: the
+    /// same `f32` operations in the same order (see [`AdamScalars`]), each rounded as the
+    /// tensor ops round them; flex reads and rebuilds uniquely owned tensors without a copy.
+    pub(crate) fn update_host(
+        self,
+        cfg: &OptimConfig,
+        lr: f64,
+        t: u64,
+        param: Tensor<D>,
+        grad: Tensor<D>,
+    ) -> Result<(Self, Tensor<D>)> {
+        use super::read;
+        let (shape, device) = (param.shape(), param.device());
+        let mut p = read(param)?;
+        let g = read(grad)?;
+        let mut m = read(self.m)?;
+        let mut v = read(self.v)?;
+        AdamScalars::new(cfg, lr, t).apply(&mut p, &g, &mut m, &mut v);
+        let back = |x: Vec<f32>| Tensor::<D>::from_data(TensorData::new(x, shape.clone()), &device);
+        Ok((
+            Moments {
+                m: back(m),
+                v: back(v),
+            },
+            back(p),
+        ))
+    }
+}
+
+/// The scalars of one AdamW step, converted to `f32` as burn's scalar ops convert them
+/// (`f64 as f32`), so that [`AdamScalars::apply`] repeats [`Moments::update`] exactly.
+#[derive(Clone, Copy, Debug)]
+struct AdamScalars {
+    b1: f32,
+    one_minus_b1: f32,
+    b2: f32,
+    one_minus_b2: f32,
+    eps: f32,
+    decay: Option<f32>,
+    step_size: f32,
+}
+
+/// Elements per parallel task of [`AdamScalars::apply`].
+const ADAM_CHUNK: usize = 1 << 14;
+
+impl AdamScalars {
+    fn new(cfg: &OptimConfig, lr: f64, t: u64) -> Self {
+        let (b1, b2) = (cfg.beta1, cfg.beta2);
+        let bias1 = 1.0 - b1.powi(t as i32);
+        let bias2 = 1.0 - b2.powi(t as i32);
+        AdamScalars {
+            b1: b1 as f32,
+            one_minus_b1: (1.0 - b1) as f32,
+            b2: b2 as f32,
+            one_minus_b2: (1.0 - b2) as f32,
+            eps: (cfg.eps * bias2.sqrt()) as f32,
+            decay: (cfg.weight_decay > 0.0).then_some((1.0 - lr * cfg.weight_decay) as f32),
+            step_size: (lr * bias2.sqrt() / bias1) as f32,
+        }
+    }
+
+    /// In place: `m`, `v` and `p` become the updated moments and parameter.
+    fn apply(self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+        let s = self;
+        p.par_chunks_mut(ADAM_CHUNK)
+            .zip(g.par_chunks(ADAM_CHUNK))
+            .zip(m.par_chunks_mut(ADAM_CHUNK))
+            .zip(v.par_chunks_mut(ADAM_CHUNK))
+            .for_each(|(((p, g), m), v)| {
+                for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
+                    // Each line is one tensor op of `Moments::update`, in its order.
+                    *m = *m * s.b1 + g * s.one_minus_b1;
+                    *v = *v * s.b2 + (g * g) * s.one_minus_b2;
+                    let step = *m / (v.sqrt() + s.eps);
+                    if let Some(decay) = s.decay {
+                        *p *= decay;
+                    }
+                    *p -= step * s.step_size;
+                }
+            });
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::test_support::{host, random, tensor2};
+
+    /// The host pass is bit for bit the tensor update, over several steps (bias
+    /// corrections change), with and without weight decay, on gradients that include
+    /// zeros (latents that did not fire) and large values.
+    #[test]
+    fn host_update_is_bit_identical_to_the_tensor_update() {
+        let dev = crate::train::Backend::default_cpu()
+            .unwrap()
+            .device()
+            .unwrap();
+        let (rows, cols) = (37, 1000);
+        let n = rows * cols;
+        for weight_decay in [0.0, 0.01] {
+            let cfg = OptimConfig {
+                weight_decay,
+                ..OptimConfig::default()
+            };
+            let mut param = tensor2(random(n, 1), [rows, cols], &dev);
+            let mut tensor = Moments::zeros_like(&param);
+            let mut host_param = param.clone();
+            let mut on_host = Moments::zeros_like(&param);
+            for t in 1..=4u64 {
+                let mut g = random(n, 10 + t);
+                g.iter_mut().step_by(3).for_each(|x| *x = 0.0);
+                g.iter_mut().step_by(7).for_each(|x| *x *= 1e4);
+                let grad = tensor2(g, [rows, cols], &dev);
+                let lr = cfg.lr_at(t - 1, 10);
+                let (m, p) = tensor.update(&cfg, lr, t, param, grad.clone());
+                let (hm, hp) = on_host.update_host(&cfg, lr, t, host_param, grad).unwrap();
+                let bits =
+                    |x: Tensor<2>| -> Vec<u32> { host(x).iter().map(|v| v.to_bits()).collect() };
+                assert_eq!(bits(p.clone()), bits(hp.clone()), "param, step {t}");
+                assert_eq!(bits(m.m.clone()), bits(hm.m.clone()), "m, step {t}");
+                assert_eq!(bits(m.v.clone()), bits(hm.v.clone()), "v, step {t}");
+                (param, tensor, host_param, on_host) = (p, m, hp, hm);
+            }
+        }
+    }
 
     #[test]
     fn schedule_warms_up_then_decays() {

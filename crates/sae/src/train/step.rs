@@ -5,12 +5,17 @@
 //! `[rows, m]` code, and every gradient below is a gather or a scatter-add over the
 //! `rows × k` active entries. burn's autodiff would back-propagate a dense `[rows, m]`
 //! gradient through the encoder GEMM (a second GEMM of the same size); the analytic form
-//! avoids it. `tests/gradients.rs` checks these gradients against burn's autodiff.
+//! avoids it. The tests below check these gradients against burn's autodiff.
 //!
 //! Parameters are kept on the device as `W_enc` rows (`[m, d]`, the transpose of the
 //! checkpoint's `[d, m]`) so that a latent's encoder and decoder directions are both rows.
+//!
+//! [`upload`], [`decode`] and [`backward`] are the tensor form of the sparse passes; on
+//! burn flex the trainer runs [`HostSparse`] instead, the same arithmetic over host memory
+//! ([`Sparse`] chooses).
 
 use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
+use rayon::prelude::*;
 
 use super::select::Pattern;
 
@@ -154,6 +159,319 @@ pub(crate) fn backward(
     }
 }
 
+/// The sparse passes of a step (decoding and the gathered/scattered gradients of
+/// [`decode`] and [`backward`]) over host memory, for burn flex, whose tensors live there.
+///
+/// The tensor versions materialise a dozen `[n, d]` tensors per pattern (`n = rows × k`,
+/// 32,768 × 384 floats = 50 MB each at the benchmark shape: gathered rows, their products,
+/// their copies) and scatter-add them single-threaded. Here each gradient row is summed in
+/// place, straight from the parameter rows, in parallel over independent outputs.
+///
+/// Bit for bit the tensor versions: every output element receives the same `f32` products
+/// added in the same order (pattern order, starting from zero, as flex's `select_assign`
+/// and first-dimension `sum_dim` add), and the one reduction whose order is flex's own
+/// (the per-entry dot product `d_values`, a SIMD sum) is still done by flex's `sum_dim`
+/// on the same products. The tests below check the agreement.
+pub(crate) struct HostSparse {
+    d: usize,
+    /// `W_enc` and `W_dec` rows, moved out of [`Params`] until [`HostSparse::finish`].
+    w_enc: Vec<f32>,
+    w_dec: Vec<f32>,
+    grad_w_enc: Vec<f32>,
+    grad_w_dec: Vec<f32>,
+    grad_b_enc: Vec<f32>,
+}
+
+/// Pattern entries per parallel task when a pass runs over entries.
+const ENTRY_CHUNK: usize = 256;
+
+impl HostSparse {
+    /// Moves `W_enc` and `W_dec` out of `params` (flex reads uniquely owned tensors without
+    /// a copy) and starts zero gradients for them and `b_enc`.
+    pub(crate) fn take(params: &mut Params) -> crate::error::Result<Self> {
+        use super::{read, take};
+        let [m, d] = params.w_dec.dims();
+        Ok(HostSparse {
+            d,
+            w_enc: read(take(&mut params.w_enc))?,
+            w_dec: read(take(&mut params.w_dec))?,
+            grad_w_enc: vec![0.0; m * d],
+            grad_w_dec: vec![0.0; m * d],
+            grad_b_enc: vec![0.0; m],
+        })
+    }
+
+    /// [`decode`]: `Σ_j v_j · W_dec[j]` per row, `[rows, d]` row-major.
+    pub(crate) fn decode(&self, p: &Pattern, rows: usize) -> Vec<f32> {
+        let d = self.d;
+        let mut out = vec![0.0f32; rows * d];
+        let spans = row_spans(&p.rows, rows);
+        out.par_chunks_mut(d)
+            .zip(spans.par_iter())
+            .for_each(|(acc, &(start, end))| {
+                for e in start..end {
+                    let v = p.values[e];
+                    let w = self.row(&self.w_dec, p.latents[e]);
+                    acc.iter_mut().zip(w).for_each(|(a, &w)| *a += w * v);
+                }
+            });
+        out
+    }
+
+    /// [`backward`] for one pattern: adds its gradients of `W_enc`, `W_dec` and `b_enc`
+    /// and returns `∂L/∂b_dec` through the encoder (`Σ_e W_enc[j_e]·∂L/∂v_e`, length
+    /// `d`), which the caller subtracts as [`backward`] does. `g` and `centred` are
+    /// `[rows, d]` row-major.
+    pub(crate) fn backward(
+        &mut self,
+        p: &Pattern,
+        g: &[f32],
+        centred: &[f32],
+        device: &Device,
+    ) -> crate::error::Result<Vec<f32>> {
+        let d = self.d;
+        let n = p.len();
+        // The range of batch row `r` in a `[rows, d]` buffer.
+        let row = |r: i64| r as usize * d..(r as usize + 1) * d;
+        // ∂L/∂v_e = g[r_e] · W_dec[j_e]: the products here, their sum by flex's `sum_dim`
+        // (a SIMD reduction whose order is flex's), as in `backward`.
+        let mut products = vec![0.0f32; n * d];
+        products
+            .par_chunks_mut(d * ENTRY_CHUNK)
+            .enumerate()
+            .for_each(|(c, out)| {
+                for (i, out) in out.chunks_mut(d).enumerate() {
+                    let e = c * ENTRY_CHUNK + i;
+                    let w = self.row(&self.w_dec, p.latents[e]);
+                    let g = &g[row(p.rows[e])];
+                    out.iter_mut()
+                        .zip(w.iter().zip(g))
+                        .for_each(|(o, (&w, &g))| *o = w * g);
+                }
+            });
+        let d_values = super::read(
+            Tensor::<2>::from_data(TensorData::new(products, [n, d]), device).sum_dim(1),
+        )?;
+        // The scatter-adds into rows of W_dec, W_enc and b_enc: each latent's row receives
+        // its entries in pattern order, so the latents are split among tasks instead.
+        let by_latent = entries_by_latent(&p.latents, self.grad_b_enc.len());
+        let values = &p.values;
+        self.grad_w_dec
+            .par_chunks_mut(d)
+            .zip(self.grad_w_enc.par_chunks_mut(d))
+            .zip(self.grad_b_enc.par_iter_mut())
+            .enumerate()
+            .filter(|(j, _)| by_latent.starts[*j] < by_latent.starts[*j + 1])
+            .for_each(|(j, ((gw_dec, gw_enc), gb_enc))| {
+                for &e in &by_latent.entries[by_latent.starts[j]..by_latent.starts[j + 1]] {
+                    let (v, dv) = (values[e], d_values[e]);
+                    let g = &g[row(p.rows[e])];
+                    gw_dec.iter_mut().zip(g).for_each(|(a, &g)| *a += g * v);
+                    let x = &centred[row(p.rows[e])];
+                    gw_enc.iter_mut().zip(x).for_each(|(a, &x)| *a += x * dv);
+                    *gb_enc += dv;
+                }
+            });
+        // Σ_e W_enc[j_e]·∂L/∂v_e, each column summed in pattern order from zero (flex's
+        // first-dimension `sum_dim`); columns are independent, so they are split.
+        const COLUMNS: usize = 64;
+        let mut through = vec![0.0f32; d];
+        through
+            .par_chunks_mut(COLUMNS)
+            .enumerate()
+            .for_each(|(c, acc)| {
+                let lo = c * COLUMNS;
+                for (&j, &dv) in p.latents.iter().zip(&d_values) {
+                    let w = &self.row(&self.w_enc, j)[lo..lo + acc.len()];
+                    acc.iter_mut().zip(w).for_each(|(a, &w)| *a += w * dv);
+                }
+            });
+        Ok(through)
+    }
+
+    /// Puts `W_enc` and `W_dec` back into `params`; the gradients, with `b_dec`'s.
+    pub(crate) fn finish(self, params: &mut Params, b_dec: Tensor<1>, device: &Device) -> Grads {
+        let d = self.d;
+        let m = self.grad_b_enc.len();
+        let two = |v: Vec<f32>| Tensor::<2>::from_data(TensorData::new(v, [m, d]), device);
+        params.w_enc = two(self.w_enc);
+        params.w_dec = two(self.w_dec);
+        Grads {
+            w_enc: two(self.grad_w_enc),
+            b_enc: Tensor::<1>::from_data(TensorData::new(self.grad_b_enc, [m]), device),
+            w_dec: two(self.grad_w_dec),
+            b_dec,
+        }
+    }
+
+    fn row<'a>(&self, w: &'a [f32], j: i64) -> &'a [f32] {
+        let j = j as usize;
+        &w[j * self.d..(j + 1) * self.d]
+    }
+}
+
+/// Where a step's sparse passes run: as tensor ops on the device, or over host memory.
+// One value per step and pattern: the variants' size difference costs nothing, a box would.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Sparse {
+    /// Tensor ops ([`upload`], [`decode`], [`backward`]), adding into these gradients.
+    Device(Grads),
+    /// [`HostSparse`] (burn flex), with the centred batch on the host and `b_dec`'s
+    /// gradient.
+    Host {
+        passes: HostSparse,
+        centred: Vec<f32>,
+        b_dec: Option<Tensor<1>>,
+    },
+}
+
+/// A pattern ready for [`Sparse::backward`]: on the device, its upload is reused.
+#[allow(clippy::large_enum_variant)] // as for `Sparse`
+pub(crate) enum Ready<'a> {
+    Device(Option<DevicePattern>),
+    Host(&'a Pattern),
+}
+
+impl Sparse {
+    /// Host passes when `host` (the parameters' `W_enc` and `W_dec` move to them until
+    /// [`Sparse::finish`]), tensor ops otherwise.
+    pub(crate) fn new(
+        host: bool,
+        params: &mut Params,
+        centred: &Tensor<2>,
+    ) -> crate::error::Result<Self> {
+        Ok(if host {
+            Sparse::Host {
+                passes: HostSparse::take(params)?,
+                centred: super::read(centred.clone())?,
+                b_dec: None,
+            }
+        } else {
+            Sparse::Device(Grads::zeros(params))
+        })
+    }
+
+    /// The decoded pattern without bias, `[rows, d]`, and the pattern for the backward
+    /// pass. An empty pattern decodes to zeros.
+    pub(crate) fn decode<'a>(
+        &self,
+        p: &'a Pattern,
+        params: &Params,
+        rows: usize,
+        device: &Device,
+    ) -> (Tensor<2>, Ready<'a>) {
+        match self {
+            Sparse::Host { passes, .. } => {
+                let out = passes.decode(p, rows);
+                let decoded = Tensor::from_data(TensorData::new(out, [rows, passes.d]), device);
+                (decoded, Ready::Host(p))
+            }
+            Sparse::Device(_) => {
+                let d = params.b_dec.dims()[0];
+                let dp = upload(p, params, device);
+                let decoded = match &dp {
+                    Some(dp) => decode(dp, rows, d, device),
+                    None => Tensor::<2>::zeros([rows, d], device),
+                };
+                (decoded, Ready::Device(dp))
+            }
+        }
+    }
+
+    /// Sets `b_dec`'s gradient before the patterns add theirs.
+    pub(crate) fn set_b_dec(&mut self, grad: Tensor<1>) {
+        match self {
+            Sparse::Host { b_dec, .. } => *b_dec = Some(grad),
+            Sparse::Device(grads) => grads.b_dec = grad,
+        }
+    }
+
+    /// Adds the gradients of a pattern whose decoded output has gradient `g` ([`backward`]).
+    pub(crate) fn backward(
+        self,
+        ready: Ready<'_>,
+        g: &Tensor<2>,
+        centred: &Tensor<2>,
+        params: &Params,
+        device: &Device,
+    ) -> crate::error::Result<Self> {
+        Ok(match (self, ready) {
+            (Sparse::Device(grads), Ready::Device(Some(dp))) => {
+                Sparse::Device(backward(&dp, g, centred, params, grads))
+            }
+            (
+                Sparse::Host {
+                    mut passes,
+                    centred: host_centred,
+                    b_dec,
+                },
+                Ready::Host(p),
+            ) if p.len() > 0 => {
+                let through =
+                    passes.backward(p, &super::read(g.clone())?, &host_centred, device)?;
+                let d = through.len();
+                let through = Tensor::<1>::from_data(TensorData::new(through, [d]), device);
+                Sparse::Host {
+                    passes,
+                    centred: host_centred,
+                    b_dec: b_dec.map(|b| b - through),
+                }
+            }
+            // An empty pattern adds nothing.
+            (sparse, _) => sparse,
+        })
+    }
+
+    /// The gradients; host passes give `W_enc` and `W_dec` back to `params`.
+    pub(crate) fn finish(self, params: &mut Params, device: &Device) -> Grads {
+        match self {
+            Sparse::Device(grads) => grads,
+            Sparse::Host { passes, b_dec, .. } => {
+                let b_dec = b_dec.unwrap_or_else(|| params.b_dec.zeros_like());
+                passes.finish(params, b_dec, device)
+            }
+        }
+    }
+}
+
+/// For each of `rows` rows, the range of pattern entries that belong to it. The patterns
+/// of `select.rs` list rows in ascending order, so each row's entries are contiguous.
+fn row_spans(pattern_rows: &[i64], rows: usize) -> Vec<(usize, usize)> {
+    debug_assert!(pattern_rows.is_sorted(), "pattern rows are ascending");
+    let mut spans = Vec::with_capacity(rows);
+    let mut start = 0;
+    for r in 0..rows as i64 {
+        let end = start + pattern_rows[start..].partition_point(|&x| x <= r);
+        spans.push((start, end));
+        start = end;
+    }
+    spans
+}
+
+/// Pattern entries grouped by latent, each group in pattern order (a counting sort).
+struct EntriesByLatent {
+    /// Latent `j`'s entries are `entries[starts[j]..starts[j + 1]]`.
+    starts: Vec<usize>,
+    entries: Vec<usize>,
+}
+
+fn entries_by_latent(latents: &[i64], m: usize) -> EntriesByLatent {
+    let mut starts = vec![0usize; m + 1];
+    for &j in latents {
+        starts[j as usize + 1] += 1;
+    }
+    for j in 0..m {
+        starts[j + 1] += starts[j];
+    }
+    let mut next = starts.clone();
+    let mut entries = vec![0usize; latents.len()];
+    for (e, &j) in latents.iter().enumerate() {
+        entries[next[j as usize]] = e;
+        next[j as usize] += 1;
+    }
+    EntriesByLatent { starts, entries }
+}
+
 /// Pre-activations `(x − b_dec)·W_encᵀ + b_enc` and the centred input.
 pub(crate) fn pre_activations(params: &Params, x: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
     let centred = x.clone() - params.b_dec.clone().unsqueeze_dim(0);
@@ -268,6 +586,61 @@ mod tests {
             &host(grads.b_dec),
             &host(b_dec.grad(&all).unwrap()),
             "b_dec",
+        );
+    }
+
+    /// The host passes give the tensor ops' gradients bit for bit, for a main and an AuxK
+    /// pattern added in turn, with latents that fire in several rows and rows with ties.
+    #[test]
+    fn host_sparse_passes_equal_the_tensor_ops_bit_for_bit() {
+        let dev = crate::train::Backend::default_cpu()
+            .unwrap()
+            .device()
+            .unwrap();
+        let (r, d, m, k) = (37, 21, 50, 6);
+        let params = || Params {
+            w_enc: tensor2(random(m * d, 1), [m, d], &dev),
+            b_enc: tensor1(random(m, 2), m, &dev),
+            w_dec: unit_rows(tensor2(random(m * d, 3), [m, d], &dev)),
+            b_dec: tensor1(random(d, 4), d, &dev),
+        };
+        let x = tensor2(random(r * d, 5), [r, d], &dev);
+        let (pre, centred) = pre_activations(&params(), &x);
+        let mut pre_host = host(pre);
+        // Ties: a few rows repeat the same values.
+        let first: Vec<f32> = pre_host[..m].to_vec();
+        pre_host[m..2 * m].copy_from_slice(&first);
+        let dead: Vec<bool> = (0..m).map(|j| j % 4 == 1).collect();
+        let (main, aux) = select::top_k(&pre_host, m, k, Some((&dead, 3)));
+        assert!(main.len() > 0 && aux.len() > 0);
+        let g_main = tensor2(random(r * d, 6), [r, d], &dev);
+        let g_aux = tensor2(random(r * d, 7), [r, d], &dev);
+        let b_dec_grad = tensor1(random(d, 8), d, &dev);
+
+        let run = |host_passes: bool| {
+            let mut p = params();
+            let mut sparse = Sparse::new(host_passes, &mut p, &centred).unwrap();
+            let (decoded, ready) = sparse.decode(&main, &p, r, &dev);
+            sparse.set_b_dec(b_dec_grad.clone());
+            sparse = sparse.backward(ready, &g_main, &centred, &p, &dev).unwrap();
+            let (aux_decoded, ready) = sparse.decode(&aux, &p, r, &dev);
+            sparse = sparse.backward(ready, &g_aux, &centred, &p, &dev).unwrap();
+            let grads = sparse.finish(&mut p, &dev);
+            let bits = |v: Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            (
+                bits(host(decoded)),
+                bits(host(aux_decoded)),
+                bits(host(grads.w_enc)),
+                bits(host(grads.b_enc)),
+                bits(host(grads.w_dec)),
+                bits(host(grads.b_dec)),
+                bits(host(p.w_enc)),
+                bits(host(p.w_dec)),
+            )
+        };
+        assert!(
+            run(true) == run(false),
+            "host passes differ from the tensor ops"
         );
     }
 
