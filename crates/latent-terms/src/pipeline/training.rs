@@ -126,10 +126,12 @@ impl CachedSae {
     }
 }
 
-/// Removes a finished training's checkpoint and its resume state (absent ones are fine).
+/// Removes a finished training's checkpoint, its cfg JSON and its resume state (absent
+/// ones are fine).
 fn remove_checkpoint(checkpoint: &Path) -> Result<()> {
     for path in [
         checkpoint.to_path_buf(),
+        latent_terms_sae::cfg_path(checkpoint),
         latent_terms_sae::train::state_path(checkpoint),
     ] {
         match std::fs::remove_file(&path) {
